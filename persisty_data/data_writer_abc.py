@@ -1,0 +1,167 @@
+"""DataWriterABC: the streaming writer every backend uses to publish new content."""
+
+import hashlib
+from abc import ABC, abstractmethod
+from types import TracebackType
+from typing import Optional, Type, Union
+
+from persisty_data.data_item_abc import DataItemABC
+from persisty_data.errors import ItemTooLargeError
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+
+class DataWriterABC(ABC):
+    """
+    A binary writer for one key. Bytes written are counted and hashed (SHA-256) as they
+    stream through; nothing becomes visible until close() publishes the new content in
+    one step. Leaving the ``with`` block by an exception, calling abort(), or exceeding the
+    store's max item size discards everything written and leaves the previous content.
+
+    When chunk_size is set, the backend receives the content through _write_chunk in
+    pieces of exactly chunk_size bytes (the last may be shorter); otherwise every write
+    is passed straight through.
+
+    Backends implement _write_chunk, _commit and _abort. The base class guarantees that
+    _commit or _abort is called exactly once.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        content_type: str,
+        max_item_size: Optional[int] = None,
+        chunk_size: Optional[int] = None,
+    ):
+        self.key = key
+        self.content_type = content_type
+        self.max_item_size = max_item_size
+        self.chunk_size = chunk_size
+        self.item: Optional[DataItemABC] = None
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._buffer = bytearray()
+        self._state = "open"
+
+    # region: file-like API
+    def write(self, data: Buffer) -> int:
+        """Write bytes; returns how many. :raises ItemTooLargeError: past the size limit."""
+        if self._state != "open":
+            raise ValueError(f"writer_is_{self._state}")
+        view = data if isinstance(data, memoryview) else memoryview(data)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
+        length = len(view)
+        if not length:
+            return 0
+        if self.max_item_size is not None and self._size + length > self.max_item_size:
+            self.abort()
+            raise ItemTooLargeError(
+                f"more_than_{self.max_item_size}_bytes", key=self.key
+            )
+        self._guard(self._write_bytes, view)
+        self._hash.update(view)
+        self._size += length
+        return length
+
+    def writable(self) -> bool:
+        return self._state == "open"
+
+    def tell(self) -> int:
+        return self._size
+
+    def flush(self) -> None:
+        """Nothing to do: content is only published by close()."""
+
+    @property
+    def closed(self) -> bool:
+        return self._state != "open"
+
+    def close(self) -> None:
+        """Publish the content written. Does nothing if already closed or aborted."""
+        if self._state != "open":
+            return
+        if self._buffer:
+            self._guard(self._write_chunk, bytes(self._buffer))
+            self._buffer.clear()
+        self._state = "committing"
+        try:
+            self.item = self._commit(self._size, self._hash.hexdigest())
+        except BaseException:
+            self._state = "committing_failed"
+            self._abort()
+            raise
+        self._state = "closed"
+
+    def abort(self) -> None:
+        """Discard everything written. Does nothing if already closed or aborted."""
+        if self._state != "open":
+            return
+        self._state = "aborted"
+        self._buffer.clear()
+        self._abort()
+
+    def __enter__(self) -> "DataWriterABC":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        # A writer dropped without close() must not publish half its content.
+        if getattr(self, "_state", None) == "open":
+            try:
+                self.abort()
+            except Exception:  # pylint: disable=broad-except
+                pass
+
+    # endregion
+
+    def _write_bytes(self, view: memoryview) -> None:
+        chunk_size = self.chunk_size
+        if not chunk_size:
+            self._write_chunk(view)
+            return
+        buffer = self._buffer
+        if buffer:
+            needed = chunk_size - len(buffer)
+            buffer += view[:needed]
+            view = view[needed:]
+            if len(buffer) < chunk_size:
+                return
+            self._write_chunk(bytes(buffer))
+            buffer.clear()
+        full = len(view) - len(view) % chunk_size
+        for start in range(0, full, chunk_size):
+            self._write_chunk(bytes(view[start : start + chunk_size]))
+        if full < len(view):
+            buffer += view[full:]
+
+    def _guard(self, fn, arg) -> None:
+        """Run a backend step; on any failure discard the upload before re-raising."""
+        try:
+            fn(arg)
+        except BaseException:
+            self.abort()
+            raise
+
+    @abstractmethod
+    def _write_chunk(self, data: Buffer) -> None:
+        """Store the next piece of content (not yet visible); data is valid only during the call."""
+
+    @abstractmethod
+    def _commit(self, size: int, etag: str) -> DataItemABC:
+        """Publish the content in one step and return the new item."""
+
+    @abstractmethod
+    def _abort(self) -> None:
+        """Remove everything stored by _write_chunk. Must not raise for missing debris."""
+

@@ -1,0 +1,101 @@
+"""
+One error hierarchy for every backend. Native errors (OSError, botocore, SQLAlchemy)
+are mapped to these at the backend edge and never reach a caller.
+
+PersistyError (persisty.errors)
+└── PersistyDataError            .code, .key, .store_name
+    ├── InvalidKeyError          key breaks the key rules
+    │   └── KeyConflictError     key collides with another item (file vs directory)
+    ├── InvalidRangeError        negative offset or length
+    ├── InvalidSearchError       unknown attribute, bad operator, order, page key or limit
+    ├── ForbiddenError           the caller may not do this
+    ├── ItemTooLargeError        more bytes written than the store's max item size
+    ├── ContentTypeNotPermittedError
+    ├── UploadRejectedError      bad / expired signature or policy
+    ├── ContentChangedError      the item was replaced or deleted while being read
+    ├── UnsupportedOperationError
+    ├── ConfigurationError       a store or factory is misconfigured
+    └── StorageError             the backend failed
+        └── StorageUnavailableError   the backend cannot be reached
+
+A missing item is not an error: read() returns None and delete() returns False.
+"""
+
+from typing import Optional
+
+from persisty.errors import PersistyError
+
+
+class PersistyDataError(PersistyError):
+    """Base of every error raised by persisty_data. ``str(error)`` is ``code`` plus detail."""
+
+    code = "persisty_data_error"
+
+    def __init__(
+        self,
+        detail: Optional[str] = None,
+        *,
+        key: Optional[str] = None,
+        store_name: Optional[str] = None,
+    ):
+        self.detail = detail
+        self.key = key
+        self.store_name = store_name
+        message = self.code
+        if detail:
+            message = f"{message}: {detail}"
+        if key is not None:
+            message = f"{message} (key={key!r})"
+        super().__init__(message)
+
+
+class InvalidKeyError(PersistyDataError):
+    code = "invalid_key"
+
+
+class KeyConflictError(InvalidKeyError):
+    code = "key_conflict"
+
+
+class InvalidRangeError(PersistyDataError):
+    code = "invalid_range"
+
+
+class InvalidSearchError(PersistyDataError):
+    code = "invalid_search"
+
+
+class ForbiddenError(PersistyDataError):
+    code = "forbidden"
+
+
+class ItemTooLargeError(PersistyDataError):
+    code = "item_too_large"
+
+
+class ContentTypeNotPermittedError(PersistyDataError):
+    code = "content_type_not_permitted"
+
+
+class UploadRejectedError(PersistyDataError):
+    code = "upload_rejected"
+
+
+class ContentChangedError(PersistyDataError):
+    code = "content_changed"
+
+
+class UnsupportedOperationError(PersistyDataError):
+    code = "unsupported_operation"
+
+
+class ConfigurationError(PersistyDataError):
+    code = "configuration_error"
+
+
+class StorageError(PersistyDataError):
+    code = "storage_error"
+
+
+class StorageUnavailableError(StorageError):
+    code = "storage_unavailable"
