@@ -1,0 +1,378 @@
+"""Stores binary data as an item row plus fixed-size chunk rows in any persisty store."""
+
+import logging
+import threading
+from contextlib import closing
+from datetime import datetime, timedelta, timezone
+from itertools import islice
+from typing import Iterator, List, Optional, Tuple
+
+from persisty.attr.attr_filter import AttrFilter
+from persisty.attr.attr_filter_op import AttrFilterOp
+from persisty.batch_edit import BatchEdit
+from persisty.factory.store_factory_abc import StoreFactoryABC
+from persisty.result_set import ResultSet
+from persisty.search_filter.and_filter import And
+from persisty.search_filter.include_all import INCLUDE_ALL
+from persisty.search_filter.search_filter_abc import SearchFilterABC
+from persisty.search_order.search_order import SearchOrder
+from persisty.search_order.search_order_attr import SearchOrderAttr
+from persisty.store.store_abc import StoreABC
+
+from persisty_data import search
+from persisty_data.chunk.chunk_data_item import ChunkDataItem
+from persisty_data.chunk.chunk_data_writer import ChunkDataWriter
+from persisty_data.chunk.chunk_metas import ITEM_ATTR_NAMES, create_chunk_meta, create_item_meta
+from persisty_data.chunk.store_errors import map_store_errors
+from persisty_data.data_store_abc import DataStoreABC, DataStoreMeta, create_data_store_meta
+from persisty_data.errors import ConfigurationError, ContentChangedError, StorageError
+from persisty_data.search import KeyPrefixFilter
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_SIZE = 1024 * 1024
+MIN_CHUNK_SIZE = 1024
+# Chunks moved per round trip: bounded in bytes so memory per transfer stays small.
+BATCH_BYTES = 2 * 1024 * 1024
+_EXACT_OPS = {AttrFilterOp.eq, AttrFilterOp.ne}
+_RANGE_OPS = {AttrFilterOp.gt, AttrFilterOp.gte, AttrFilterOp.lt, AttrFilterOp.lte}
+# Publishing and deleting an item is serialised per key within a process (striped locks).
+_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
+def _unwrap(store: StoreABC) -> StoreABC:
+    """
+    Drop trigger and schema-validation wrappers: rows here are built by this class, and
+    persisty triggers need a servey app (they fail without SERVEY_MAIN) and mean nothing
+    for internal rows.
+    """
+    while type(store).__name__ in ("AsyncioTriggerStore", "CeleryTriggerStore", "SchemaValidatingStore"):
+        store = store.get_store()
+    return store
+
+
+class ChunkDataStore(DataStoreABC):
+    """
+    Item metadata lives in one persisty store (``{name}_item``) and content in another
+    (``{name}_chunk``) as rows of chunk_size bytes, made by any persisty store factory
+    (mem, SQL through SqlStoreFactory, DynamoDB...). Both metas are INTERNAL_ONLY, so
+    persisty generates no actions for them.
+
+    A write stores its chunks under a fresh upload id and then points the item row at
+    them: readers see the old content or the new, never a mix. The previous content's
+    chunks are deleted after the switch; a failed or aborted write deletes its own.
+    A process that dies mid-write leaves chunks no item points at:
+    remove_orphan_chunks() collects them.
+
+    Pass separate factories when a factory only makes one store (persisty's
+    MemStoreFactory caches the first store it creates).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        store_factory: StoreFactoryABC,
+        chunk_store_factory: Optional[StoreFactoryABC] = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        max_item_size: Optional[int] = None,
+        permitted_content_types: Optional[Tuple[str, ...]] = None,
+        batch_size: int = 100,
+    ):
+        self.name = name
+        if not isinstance(chunk_size, int) or chunk_size < MIN_CHUNK_SIZE:
+            raise ConfigurationError(f"chunk_size_below_{MIN_CHUNK_SIZE}:{chunk_size!r}", store_name=name)
+        self.chunk_size = chunk_size
+        self.write_batch_chunks = max(1, BATCH_BYTES // chunk_size)
+        self._meta = create_data_store_meta(name, self, max_item_size, permitted_content_types, batch_size)
+        self.item_meta = create_item_meta(f"{name}_item", batch_size)
+        self.chunk_meta = create_chunk_meta(f"{name}_chunk", max(batch_size, self.write_batch_chunks))
+        with map_store_errors(store_name=name):
+            self._item_store = _unwrap(store_factory.create(self.item_meta))
+            self._chunk_store = _unwrap((chunk_store_factory or store_factory).create(self.chunk_meta))
+        for store, meta in ((self._item_store, self.item_meta), (self._chunk_store, self.chunk_meta)):
+            if store is None or store.get_meta().name != meta.name:
+                raise ConfigurationError(
+                    f"factory_did_not_make_a_store_for:{meta.name} (pass a separate chunk_store_factory)",
+                    store_name=name,
+                )
+        self._item_class = self.item_meta.get_stored_dataclass()
+        self._chunk_class = self.chunk_meta.get_stored_dataclass()
+
+    def get_meta(self) -> DataStoreMeta:
+        return self._meta
+
+    @property
+    def item_store(self) -> StoreABC:
+        """The internal persisty store of item rows (for maintenance and tests)."""
+        return self._item_store
+
+    @property
+    def chunk_store(self) -> StoreABC:
+        """The internal persisty store of chunk rows (for maintenance and tests)."""
+        return self._chunk_store
+
+    # region: rows and items
+    def _to_item(self, row) -> ChunkDataItem:
+        return ChunkDataItem(
+            self,
+            row.item_key,
+            row.size_in_bytes,
+            row.content_type,
+            row.etag,
+            row.updated_at if isinstance(row.updated_at, datetime) else datetime.fromisoformat(row.updated_at),
+            row.upload_id,
+            row.chunk_size,
+        )
+
+    def _read_row(self, key: str):
+        with map_store_errors(key, self.name):
+            return self._item_store.read(key)
+
+    def _read(self, key: str) -> Optional[ChunkDataItem]:
+        row = self._read_row(key)
+        return self._to_item(row) if row else None
+
+    def read_batch(self, keys: List[str]) -> List[Optional[ChunkDataItem]]:
+        self._check_batch(len(keys))
+        for key in keys:
+            self._check_key(key)
+        with map_store_errors(store_name=self.name):
+            rows = self._item_store.read_batch(list(keys)) if keys else []
+        return [self._to_item(row) if row else None for row in rows]
+
+    @staticmethod
+    def _check_key(key: str) -> None:
+        from persisty_data.keys import validate_key
+
+        validate_key(key)
+
+    # endregion
+
+    # region: search
+    def search(
+        self,
+        search_filter: SearchFilterABC = INCLUDE_ALL,
+        search_order: Optional[SearchOrder] = None,
+        page_key: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> ResultSet[ChunkDataItem]:
+        meta = self._meta
+        limit = search.check_limit(limit, meta.batch_size)
+        prepared = search.prepare_filter(search_filter, meta.attrs)
+        orders = search.check_order(search_order, meta.attrs)
+        after, offset = search.get_page_position(page_key)
+        with closing(self._query(prepared, orders, after if not orders else None)) as items:
+            if not orders:
+                return search.page_by_key(items, limit)
+            page = list(islice(items, offset, offset + limit + 1))
+        next_page_key = None
+        if len(page) > limit:
+            page = page[:limit]
+            next_page_key = search.encode_page_key({"offset": offset + limit})
+        return ResultSet(page, next_page_key)
+
+    def search_all(
+        self,
+        search_filter: SearchFilterABC = INCLUDE_ALL,
+        search_order: Optional[SearchOrder] = None,
+    ) -> Iterator[ChunkDataItem]:
+        meta = self._meta
+        prepared = search.prepare_filter(search_filter, meta.attrs)
+        orders = search.check_order(search_order, meta.attrs)
+        return self._query(prepared, orders, None)
+
+    def count(self, search_filter: SearchFilterABC = INCLUDE_ALL) -> int:
+        prepared = search.prepare_filter(search_filter, self._meta.attrs)
+        pushed, exact = _push_down(prepared)
+        if exact:
+            with map_store_errors(store_name=self.name):
+                return self._item_store.count(pushed)
+        with closing(self._query(prepared, (), None)) as items:
+            return sum(1 for _ in items)
+
+    def _query(
+        self,
+        search_filter: SearchFilterABC,
+        orders: Tuple[SearchOrderAttr, ...],
+        after: Optional[str],
+    ) -> Iterator[ChunkDataItem]:
+        """Items matching search_filter in the given order (key order when empty)."""
+        exact_key = search.get_exact_key(search_filter)
+        if exact_key is not None:
+            item = self._read(exact_key) if self._is_valid_key(exact_key) else None
+            if item and (after is None or item.key > after) and search_filter.match(item, self._meta.attrs):
+                yield item
+            return
+        pushed, exact = _push_down(search_filter)
+        if after is not None:
+            pushed = And((pushed, AttrFilter("item_key", AttrFilterOp.gt, after)))
+        internal_order = SearchOrder(
+            tuple(SearchOrderAttr(ITEM_ATTR_NAMES[o.attr], o.desc) for o in orders)
+            + (SearchOrderAttr("item_key"),)
+        )
+        attrs = self._meta.attrs
+        with map_store_errors(store_name=self.name):
+            rows = self._item_store.search_all(pushed, internal_order)
+            try:
+                for row in rows:
+                    item = self._to_item(row)
+                    if exact or search_filter.match(item, attrs):
+                        yield item
+            finally:
+                close = getattr(rows, "close", None)
+                if close:
+                    close()
+
+    # endregion
+
+    # region: content
+    def _create_writer(self, key: str, content_type: str) -> ChunkDataWriter:
+        return ChunkDataWriter(self, key, content_type)
+
+    def _chunk_keys(self, upload_id: str, part_numbers) -> List[str]:
+        key_config = self.chunk_meta.key_config
+        keys = []
+        for part_number in part_numbers:
+            chunk = self._chunk_class(upload_id=upload_id, part_number=part_number)
+            keys.append(key_config.to_key_str(chunk))
+        return keys
+
+    def _iter_content(self, item: ChunkDataItem, start: int, end: int) -> Iterator[memoryview]:
+        """The bytes [start, end) of an item, fetching only the chunks that cover them."""
+        if end <= start:
+            return
+        chunk_size = item.chunk_size
+        first, last = start // chunk_size, (end - 1) // chunk_size
+        per_batch = max(1, BATCH_BYTES // chunk_size)
+        for batch_start in range(first, last + 1, per_batch):
+            part_numbers = range(batch_start, min(last + 1, batch_start + per_batch))
+            keys = self._chunk_keys(item.upload_id, part_numbers)
+            with map_store_errors(item.key, self.name):
+                chunks = self._chunk_store.read_batch(keys)
+            for part_number, chunk in zip(part_numbers, chunks):
+                if chunk is None:
+                    raise ContentChangedError("item_replaced_or_deleted", key=item.key, store_name=self.name)
+                content = memoryview(chunk.content)
+                chunk_start = part_number * chunk_size
+                low = max(start - chunk_start, 0)
+                high = min(end - chunk_start, len(content))
+                yield content[low:high]
+            del chunks
+
+    def _delete_chunks(self, upload_id: str, part_count: int, key: str, quiet: bool = False) -> None:
+        try:
+            batch_size = self.chunk_meta.batch_size
+            for batch_start in range(0, part_count, batch_size):
+                keys = self._chunk_keys(upload_id, range(batch_start, min(part_count, batch_start + batch_size)))
+                with map_store_errors(key, self.name):
+                    self._chunk_store.edit_batch([BatchEdit(delete_key=k) for k in keys])
+        except StorageError:
+            if not quiet:
+                raise
+            logger.warning("could_not_delete_chunks upload_id=%s key=%s", upload_id, key, exc_info=True)
+
+    @staticmethod
+    def _part_count(size: int, chunk_size: int) -> int:
+        return -(-size // chunk_size)
+
+    def _publish(self, item: ChunkDataItem, part_count: int) -> None:
+        """Point the item row at the new upload, then drop the chunks it replaced."""
+        row = self._item_class(
+            item_key=item.key,
+            size_in_bytes=item.size,
+            content_type=item.content_type,
+            etag=item.etag,
+            updated_at=item.updated_at.replace(tzinfo=None),
+            upload_id=item.upload_id,
+            chunk_size=item.chunk_size,
+        )
+        key = item.key
+        with _LOCKS[hash((self.name, key)) % len(_LOCKS)], map_store_errors(key, self.name):
+            old = self._item_store.read(key)
+            if old is None:
+                try:
+                    self._item_store.create(row)
+                except Exception:  # pylint: disable=broad-except
+                    # Another process created the row first: replace it.
+                    old = self._item_store.read(key)
+                    if old is None or self._item_store.update(row) is None:
+                        raise
+            elif self._item_store.update(row) is None:
+                old = None
+                self._item_store.create(row)
+            if old is not None and old.upload_id != item.upload_id:
+                self._delete_chunks(old.upload_id, self._part_count(old.size_in_bytes, old.chunk_size), key)
+            current = self._item_store.read(key)
+        if current is None or current.upload_id != item.upload_id:
+            # A writer in another process published after us (or a delete ran): our
+            # chunks are no longer referenced.
+            self._delete_chunks(item.upload_id, part_count, key, quiet=True)
+
+    def _copy_native(self, source_store, source_item, key, content_type):
+        return None  # streaming is as fast as a row copy here
+
+    # endregion
+
+    # region: delete
+    def _delete(self, key: str, item) -> bool:
+        with _LOCKS[hash((self.name, key)) % len(_LOCKS)], map_store_errors(key, self.name):
+            row = self._item_store.read(key)
+            if row is None or not self._item_store.delete(key):
+                return False
+        self._delete_chunks(row.upload_id, self._part_count(row.size_in_bytes, row.chunk_size), key)
+        return True
+
+    def remove_orphan_chunks(self, older_than: timedelta = timedelta(hours=1)) -> int:
+        """
+        Delete chunks of uploads that no item points at and that started more than
+        older_than ago (left by a process that died mid-write). Returns uploads removed.
+        """
+        cutoff = (datetime.now(timezone.utc) - older_than).replace(tzinfo=None)
+        first_parts = And(
+            (
+                AttrFilter("part_number", AttrFilterOp.eq, 0),
+                AttrFilter("created_at", AttrFilterOp.lte, cutoff),
+            )
+        )
+        removed = 0
+        with map_store_errors(store_name=self.name):
+            candidates = [(c.upload_id, c.item_key) for c in self._chunk_store.search_all(first_parts)]
+            for upload_id, item_key in candidates:
+                row = self._item_store.read(item_key)
+                if row is not None and row.upload_id == upload_id:
+                    continue
+                parts = self._chunk_store.search_all(AttrFilter("upload_id", AttrFilterOp.eq, upload_id))
+                keys = [self.chunk_meta.key_config.to_key_str(c) for c in parts]
+                for batch_start in range(0, len(keys), self.chunk_meta.batch_size):
+                    batch = keys[batch_start : batch_start + self.chunk_meta.batch_size]
+                    self._chunk_store.edit_batch([BatchEdit(delete_key=k) for k in batch])
+                removed += 1
+        return removed
+
+    # endregion
+
+
+def _push_down(search_filter: SearchFilterABC) -> Tuple[SearchFilterABC, bool]:
+    """
+    The part of a prepared filter the underlying store can evaluate, in its attr names,
+    and whether that part is the whole filter with identical semantics. Only top-level
+    conjuncts are pushed, and only as supersets: the exact filter still runs in Python.
+    """
+    pushed = []
+    exact = True
+    for f in search.conjuncts(search_filter):
+        if isinstance(f, KeyPrefixFilter):
+            # SQL LIKE / persisty's startswith are case-insensitive or treat '_' as a
+            # wildcard: a superset, refined in Python.
+            pushed.append(AttrFilter("item_key", AttrFilterOp.startswith, f.prefix))
+            exact = False
+        elif isinstance(f, AttrFilter) and f.name in ITEM_ATTR_NAMES and (
+            f.op in _EXACT_OPS or (f.op in _RANGE_OPS and f.name in ("size", "updated_at"))
+        ):
+            value = f.value
+            if isinstance(value, datetime):
+                value = value.astimezone(timezone.utc).replace(tzinfo=None)
+            pushed.append(AttrFilter(ITEM_ATTR_NAMES[f.name], f.op, value))
+        else:
+            exact = False
+    return (And(tuple(pushed)) if pushed else INCLUDE_ALL), exact

@@ -1,0 +1,74 @@
+"""Writes fixed-size chunks under a fresh upload id, then points the item row at them."""
+
+import uuid
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, List
+
+from persisty.batch_edit import BatchEdit
+
+from persisty_data.chunk.chunk_data_item import ChunkDataItem
+from persisty_data.chunk.store_errors import map_store_errors
+from persisty_data.data_writer_abc import Buffer, DataWriterABC
+from persisty_data.errors import StorageError
+
+if TYPE_CHECKING:
+    from persisty_data.chunk.chunk_data_store import ChunkDataStore
+
+
+class ChunkDataWriter(DataWriterABC):
+    def __init__(self, store: "ChunkDataStore", key: str, content_type: str):
+        super().__init__(key, content_type, store.get_meta().max_item_size, store.chunk_size)
+        self._store = store
+        self.upload_id = uuid.uuid4().hex
+        self._created_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        self._pending: List[bytes] = []
+        self._parts_written = 0
+
+    def _write_chunk(self, data: Buffer) -> None:
+        self._pending.append(bytes(data))
+        if len(self._pending) >= self._store.write_batch_chunks:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        store = self._store
+        chunk_class = store._chunk_class
+        edits = []
+        for index, content in enumerate(self._pending):
+            chunk = chunk_class(
+                upload_id=self.upload_id,
+                part_number=self._parts_written + index,
+                item_key=self.key,
+                created_at=self._created_at,
+                content=content,
+            )
+            edits.append(BatchEdit(create_item=chunk))
+        # Count parts as written before the call, so an abort cleans up a partial batch too.
+        self._parts_written += len(edits)
+        self._pending = []
+        with map_store_errors(self.key, store.name):
+            results = store._chunk_store.edit_batch(edits)
+        failed = next((r for r in results if not r.success), None)
+        if failed is not None:
+            raise StorageError(f"chunk_write_failed:{failed.code}", key=self.key, store_name=store.name)
+
+    def _commit(self, size: int, etag: str) -> ChunkDataItem:
+        self._flush()
+        item = ChunkDataItem(
+            self._store,
+            self.key,
+            size,
+            self.content_type,
+            etag,
+            # Whole seconds: what persisty's SQL stores return, so every read agrees.
+            datetime.now(timezone.utc).replace(microsecond=0),
+            self.upload_id,
+            self._store.chunk_size,
+        )
+        self._store._publish(item, self._parts_written)
+        return item
+
+    def _abort(self) -> None:
+        self._pending = []
+        self._store._delete_chunks(self.upload_id, self._parts_written, self.key, quiet=True)

@@ -1,0 +1,89 @@
+"""A persisty store factory for SQL databases that creates its tables when missing."""
+
+import threading
+from typing import Any, Dict, Optional, Union
+
+from persisty.factory.store_factory_abc import StoreFactoryABC
+from persisty.store.store_abc import StoreABC
+from persisty.store_meta import StoreMeta
+
+from persisty_data.chunk.store_errors import map_store_errors
+from persisty_data.errors import ConfigurationError
+
+try:
+    from persisty.impl.sqlalchemy.sqlalchemy_context import SqlalchemyContext
+    from persisty.impl.sqlalchemy.sqlalchemy_table_store import SqlalchemyTableStore
+    from sqlalchemy import create_engine, event, inspect
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.pool import QueuePool
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on installed extras
+    raise ModuleNotFoundError(
+        "SqlStoreFactory needs SQLAlchemy 1.4: pip install 'persisty-data[sql]'"
+    ) from exc
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",  # readers do not block the writer
+    "PRAGMA synchronous=NORMAL",  # durable at checkpoints; safe with WAL
+    "PRAGMA busy_timeout=30000",
+)
+
+
+class SqlStoreFactory(StoreFactoryABC):
+    """
+    Makes plain persisty SQL table stores (no triggers, no schema wrapper) on one
+    engine, creating each store's table and indexes if they do not exist yet.
+    SQLite files get WAL mode and a busy timeout so several threads can share them.
+    """
+
+    def __init__(
+        self,
+        url_or_engine: Union[str, "Engine"],
+        create_tables: bool = True,
+        engine_kwargs: Optional[Dict[str, Any]] = None,
+    ):
+        if isinstance(url_or_engine, str):
+            kwargs = dict(engine_kwargs or {})
+            kwargs.setdefault("future", True)
+            if url_or_engine.startswith("sqlite"):
+                kwargs.setdefault("connect_args", {"check_same_thread": False})
+                if ":memory:" not in url_or_engine and url_or_engine.rstrip("/") != "sqlite:":
+                    kwargs.setdefault("poolclass", QueuePool)
+            try:
+                engine = create_engine(url_or_engine, **kwargs)
+            except Exception as exc:  # pylint: disable=broad-except
+                raise ConfigurationError(f"bad_sql_url:{type(exc).__name__}: {exc}") from None
+        else:
+            engine = url_or_engine
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _set_sqlite_pragmas)
+        self.engine = engine
+        self.create_tables = create_tables
+        self.context = SqlalchemyContext(engine, developer_mode=False)
+        self._lock = threading.Lock()
+
+    def create(self, store_meta: StoreMeta) -> StoreABC:
+        with self._lock, map_store_errors(store_name=store_meta.name):
+            table = self.context.get_table(store_meta)
+            if self.create_tables and not inspect(self.engine).has_table(table.name):
+                try:
+                    table.create(self.engine, checkfirst=True)
+                except Exception:  # pylint: disable=broad-except
+                    # Another process may have created it between the check and ours.
+                    if not inspect(self.engine).has_table(table.name):
+                        raise
+            return SqlalchemyTableStore(store_meta, table, self.engine)
+
+    def drop_tables(self, *store_metas: StoreMeta) -> None:
+        """Drop the tables of the given metas (for tests and teardown)."""
+        with self._lock, map_store_errors():
+            for store_meta in store_metas:
+                self.context.get_table(store_meta).drop(self.engine, checkfirst=True)
+
+
+def _set_sqlite_pragmas(dbapi_connection, _connection_record) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
