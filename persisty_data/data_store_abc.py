@@ -29,6 +29,7 @@ from persisty_data.data_item_abc import DataItemABC
 from persisty_data.data_writer_abc import DataWriterABC
 from persisty_data.errors import (
     ConfigurationError,
+    ContentChangedError,
     InvalidSearchError,
     KeyConflictError,
     PersistyDataError,
@@ -187,7 +188,6 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
     def _iter_matches(
         self, search_filter: SearchFilterABC, after: Optional[str]
     ) -> Iterator[DataItemABC]:
-        attrs = self.get_meta().attrs
         exact_key = search.get_exact_key(search_filter)
         if exact_key is not None:
             item = self._read(exact_key) if self._is_valid_key(exact_key) else None
@@ -196,7 +196,21 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
             items = self._iter_items(search.get_key_prefix(search_filter), after)
         if search_filter is INCLUDE_ALL:
             return items
-        return search.filtered(items, lambda i: search_filter.match(i, attrs))
+        return self._filter_items(items, search_filter)
+
+    def _filter_items(self, items: Iterator[DataItemABC], search_filter: SearchFilterABC) -> Iterator[DataItemABC]:
+        attrs = self.get_meta().attrs
+        for item in items:
+            try:
+                matched = search_filter.match(item, attrs)
+            except ContentChangedError:
+                # A lazily loaded attribute found the item replaced since it was listed.
+                item = self._read(item.key)
+                if item is None:
+                    continue
+                matched = search_filter.match(item, attrs)
+            if matched:
+                yield item
 
     def _iter_items(self, prefix: str, after: Optional[str]) -> Iterator[DataItemABC]:
         """Items whose key starts with prefix and sorts after `after`, ascending by key."""

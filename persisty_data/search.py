@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import islice
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 from persisty.attr.attr import Attr
 from persisty.attr.attr_filter import AttrFilter
@@ -117,7 +117,7 @@ def decode_page_key(page_key: Optional[str]) -> dict:
     try:
         padded = page_key + "=" * (-len(page_key) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-        if not isinstance(value, dict):
+        if not isinstance(value, dict) or not ({"after", "offset"} & set(value)):
             raise ValueError()
         return value
     except (ValueError, UnicodeError, TypeError):
@@ -183,8 +183,3 @@ def get_page_position(page_key: Optional[str]) -> Tuple[Optional[str], int]:
         raise InvalidSearchError("invalid_page_key")
     return after, offset
 
-
-def filtered(
-    items: Iterator[DataItemABC], accept: Callable[[DataItemABC], bool]
-) -> Iterator[DataItemABC]:
-    return (item for item in items if accept(item))

@@ -32,8 +32,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 MIN_CHUNK_SIZE = 1024
-# Chunks moved per round trip: bounded in bytes so memory per transfer stays small.
+# Chunks moved per round trip: bounded in bytes so memory per transfer stays small, and
+# in count so the SQL for a batch of composite keys stays small.
 BATCH_BYTES = 2 * 1024 * 1024
+MAX_BATCH_CHUNKS = 64
 _EXACT_OPS = {AttrFilterOp.eq, AttrFilterOp.ne}
 _RANGE_OPS = {AttrFilterOp.gt, AttrFilterOp.gte, AttrFilterOp.lt, AttrFilterOp.lte}
 # Publishing and deleting an item is serialised per key within a process (striped locks).
@@ -82,7 +84,7 @@ class ChunkDataStore(DataStoreABC):
         if not isinstance(chunk_size, int) or chunk_size < MIN_CHUNK_SIZE:
             raise ConfigurationError(f"chunk_size_below_{MIN_CHUNK_SIZE}:{chunk_size!r}", store_name=name)
         self.chunk_size = chunk_size
-        self.write_batch_chunks = max(1, BATCH_BYTES // chunk_size)
+        self.write_batch_chunks = _chunks_per_batch(chunk_size)
         self._meta = create_data_store_meta(name, self, max_item_size, permitted_content_types, batch_size)
         self.item_meta = create_item_meta(f"{name}_item", batch_size)
         self.chunk_meta = create_chunk_meta(f"{name}_chunk", max(batch_size, self.write_batch_chunks))
@@ -243,7 +245,7 @@ class ChunkDataStore(DataStoreABC):
             return
         chunk_size = item.chunk_size
         first, last = start // chunk_size, (end - 1) // chunk_size
-        per_batch = max(1, BATCH_BYTES // chunk_size)
+        per_batch = _chunks_per_batch(chunk_size)
         for batch_start in range(first, last + 1, per_batch):
             part_numbers = range(batch_start, min(last + 1, batch_start + per_batch))
             keys = self._chunk_keys(item.upload_id, part_numbers)
@@ -350,6 +352,10 @@ class ChunkDataStore(DataStoreABC):
         return removed
 
     # endregion
+
+
+def _chunks_per_batch(chunk_size: int) -> int:
+    return max(1, min(MAX_BATCH_CHUNKS, BATCH_BYTES // chunk_size))
 
 
 def _push_down(search_filter: SearchFilterABC) -> Tuple[SearchFilterABC, bool]:

@@ -15,7 +15,13 @@ from persisty_data.data_writer_abc import DataWriterABC
 from persisty_data.directory.directory_data_item import DirectoryDataItem
 from persisty_data.directory.directory_data_writer import DirectoryDataWriter
 from persisty_data.directory.os_errors import map_os_errors
-from persisty_data.errors import ConfigurationError, InvalidKeyError, KeyConflictError
+from persisty_data.errors import (
+    ConfigurationError,
+    ContentChangedError,
+    InvalidKeyError,
+    ItemTooLargeError,
+    KeyConflictError,
+)
 from persisty_data.keys import RESERVED_SEGMENT, validate_key
 
 STALE_TEMP_SECONDS = 24 * 3600
@@ -103,16 +109,24 @@ class DirectoryDataStore(DataStoreABC):
     # region: reading
     def _read(self, key: str) -> Optional[DirectoryDataItem]:
         path = self._path(key)
-        try:
-            stat = os.stat(path)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except OSError:
-            with map_os_errors(key, self.name):
-                raise
-        if not _is_regular(stat) or not self._is_inside(path):
-            return None
-        return DirectoryDataItem(self, key, path, stat)
+        for attempt in range(5):
+            try:
+                stat = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except OSError:
+                with map_os_errors(key, self.name):
+                    raise
+            if not _is_regular(stat) or not self._is_inside(path):
+                return None
+            item = DirectoryDataItem(self, key, path, stat)
+            try:
+                item.etag  # load the sidecar now: a single read is worth a complete item
+                return item
+            except ContentChangedError:
+                if attempt == 4:
+                    raise  # replaced over and over while we looked: give up
+        return None  # pragma: no cover
 
     def _iter_items(self, prefix: str, after: Optional[str]) -> Iterator[DataItemABC]:
         # Start at the deepest directory the prefix names, so a prefix never walks the tree.
@@ -276,13 +290,9 @@ class DirectoryDataStore(DataStoreABC):
                 try:
                     stat = os.fstat(source_fd)
                     if (stat.st_size, stat.st_mtime_ns, stat.st_ino) != source_item.fingerprint:
-                        from persisty_data.errors import ContentChangedError
-
                         raise ContentChangedError("item_replaced", key=source_item.key)
                     max_size = self._meta.max_item_size
                     if max_size is not None and stat.st_size > max_size:
-                        from persisty_data.errors import ItemTooLargeError
-
                         raise ItemTooLargeError(f"more_than_{max_size}_bytes", key=key)
                     with os.fdopen(os.dup(source_fd), "rb") as source, open(temp_path, "wb") as target:
                         shutil.copyfileobj(source, target)

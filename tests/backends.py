@@ -1,0 +1,105 @@
+"""
+The backends the conformance suite runs against. Each entry makes a store with the given
+options and cleans up after itself; `debris` reports anything a write left behind that
+no item accounts for (temp files, orphan chunks, multipart uploads).
+"""
+
+import os
+import uuid
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, List
+
+from persisty.impl.mem.mem_store_factory import MemStoreFactory
+
+from persisty_data.chunk.chunk_data_store import ChunkDataStore
+from persisty_data.chunk.sql_store_factory import SqlStoreFactory
+from persisty_data.data_store_abc import DataStoreABC
+from persisty_data.directory.directory_data_store import DirectoryDataStore
+from tests.conftest import POSTGRES_URL
+
+CHUNK_SIZE = 1024
+
+
+class Backend:
+    """How to make one kind of store for the suite."""
+
+    name: str = ""
+    boundary: int = CHUNK_SIZE  # chunk / part size worth testing around
+
+    @contextmanager
+    def make(self, tmp_dir: str, **options) -> Iterator[DataStoreABC]:
+        raise NotImplementedError()
+
+    def debris(self, store: DataStoreABC) -> List[str]:
+        return []
+
+
+class DirectoryBackend(Backend):
+    name = "directory"
+    boundary = 256 * 1024  # the writer's buffer size
+
+    @contextmanager
+    def make(self, tmp_dir, **options):
+        yield DirectoryDataStore(os.path.join(tmp_dir, f"root-{uuid.uuid4().hex[:8]}"), name="files", **options)
+
+    def debris(self, store):
+        return os.listdir(store._temp_dir)
+
+
+class ChunkBackend(Backend):
+    def factories(self, tmp_dir):
+        raise NotImplementedError()
+
+    @contextmanager
+    def make(self, tmp_dir, **options):
+        options.setdefault("chunk_size", CHUNK_SIZE)
+        name = f"t{uuid.uuid4().hex[:12]}"
+        factory, chunk_factory = self.factories(tmp_dir)
+        store = ChunkDataStore(name, factory, chunk_factory, **options)
+        try:
+            yield store
+        finally:
+            if isinstance(factory, SqlStoreFactory):
+                factory.drop_tables(store.item_meta, store.chunk_meta)
+
+    def debris(self, store):
+        referenced = {row.upload_id for row in store.item_store.search_all()}
+        return sorted(
+            {c.upload_id for c in store.chunk_store.search_all() if c.upload_id not in referenced}
+        )
+
+
+class ChunkMemBackend(ChunkBackend):
+    name = "chunk_mem"
+
+    def factories(self, tmp_dir):
+        return MemStoreFactory(), MemStoreFactory()
+
+
+class ChunkSqliteBackend(ChunkBackend):
+    name = "chunk_sqlite"
+
+    def factories(self, tmp_dir):
+        factory = SqlStoreFactory(f"sqlite:///{os.path.join(tmp_dir, 'chunks.sqlite')}")
+        return factory, None
+
+
+_POSTGRES_FACTORY = None
+
+
+class ChunkPostgresBackend(ChunkBackend):
+    name = "chunk_postgres"
+
+    def factories(self, tmp_dir):
+        global _POSTGRES_FACTORY
+        if _POSTGRES_FACTORY is None:
+            _POSTGRES_FACTORY = SqlStoreFactory(POSTGRES_URL)
+        return _POSTGRES_FACTORY, None
+
+
+BACKENDS: Dict[str, Callable[[], Backend]] = {
+    "directory": DirectoryBackend,
+    "chunk_mem": ChunkMemBackend,
+    "chunk_sqlite": ChunkSqliteBackend,
+    "chunk_postgres": ChunkPostgresBackend,
+}
