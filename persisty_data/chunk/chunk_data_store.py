@@ -34,7 +34,7 @@ DEFAULT_CHUNK_SIZE = 1024 * 1024
 MIN_CHUNK_SIZE = 1024
 # Chunks moved per round trip: bounded in bytes so memory per transfer stays small, and
 # in count so the SQL for a batch of composite keys stays small.
-BATCH_BYTES = 2 * 1024 * 1024
+BATCH_BYTES = 1024 * 1024
 MAX_BATCH_CHUNKS = 64
 _EXACT_OPS = {AttrFilterOp.eq, AttrFilterOp.ne}
 _RANGE_OPS = {AttrFilterOp.gt, AttrFilterOp.gte, AttrFilterOp.lt, AttrFilterOp.lte}

@@ -1,0 +1,233 @@
+"""DirectoryDataStore specifics: layout, sidecars, crash safety, confinement to the root."""
+
+import hashlib
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from persisty.attr.attr_filter import AttrFilter, AttrFilterOp
+
+from persisty_data.directory.directory_data_item import DirectoryDataItem
+from persisty_data.directory.directory_data_store import DirectoryDataStore
+from persisty_data.errors import InvalidKeyError, KeyConflictError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def root(tmp_path):
+    return str(tmp_path / "root")
+
+
+@pytest.fixture
+def store(root):
+    return DirectoryDataStore(root)
+
+
+class TestLayout:
+    def test_keys_map_to_files(self, store, root):
+        store.write_bytes("a/b/c.txt", b"hello")
+        with open(os.path.join(root, "a", "b", "c.txt"), "rb") as file:
+            assert file.read() == b"hello"
+        assert sorted(os.listdir(root)) == [".persisty_data", "a"]
+
+    def test_delete_prunes_empty_directories(self, store, root):
+        store.write_bytes("a/b/c.txt", b"1")
+        store.write_bytes("a/keep.txt", b"2")
+        assert store.delete("a/b/c.txt")
+        assert not os.path.exists(os.path.join(root, "a", "b"))
+        assert os.path.exists(os.path.join(root, "a", "keep.txt"))
+        assert store.delete("a/keep.txt")
+        assert sorted(os.listdir(root)) == [".persisty_data"]
+
+    def test_file_and_directory_conflicts(self, store):
+        store.write_bytes("a", b"file")
+        with pytest.raises(KeyConflictError):
+            store.get_data_writer("a/b")
+        store.write_bytes("x/y", b"file")
+        with pytest.raises(KeyConflictError):
+            store.write_bytes("x", b"dir in the way")
+        assert store.read("x") is None
+        assert store.delete("x") is False
+        assert store.read("x/y").read_bytes() == b"file"
+        assert os.listdir(store._temp_dir) == []
+
+    def test_no_fsync_mode(self, root):
+        store = DirectoryDataStore(root, fsync=False)
+        assert store.write_bytes("fast", b"data").etag == hashlib.sha256(b"data").hexdigest()
+        assert store.read("fast").read_bytes() == b"data"
+
+
+class TestSidecars:
+    def test_metadata_survives_restart_without_reading_content(self, root, monkeypatch):
+        DirectoryDataStore(root).write_bytes("doc", b"content", "application/x-special")
+        reopened = DirectoryDataStore(root)
+
+        def refuse(self):
+            raise AssertionError("content was read")
+
+        monkeypatch.setattr(DirectoryDataItem, "_open", refuse)
+        item = reopened.read("doc")
+        assert item.content_type == "application/x-special"
+        assert item.etag == hashlib.sha256(b"content").hexdigest()
+        listed = list(reopened.search_all())
+        assert [(i.key, i.content_type) for i in listed] == [("doc", "application/x-special")]
+
+    def test_files_added_by_hand_are_items(self, store, root):
+        os.makedirs(os.path.join(root, "manual"))
+        with open(os.path.join(root, "manual", "photo.jpg"), "wb") as file:
+            file.write(b"jpeg bytes")
+        item = store.read("manual/photo.jpg")
+        assert item.content_type == "image/jpeg"
+        assert item.etag == hashlib.sha256(b"jpeg bytes").hexdigest()
+        assert [i.key for i in store.search_all()] == ["manual/photo.jpg"]
+
+    def test_file_changed_behind_the_stores_back(self, store, root):
+        store.write_bytes("changed.txt", b"original", "text/x-kept")
+        path = os.path.join(root, "changed.txt")
+        with open(path, "wb") as file:
+            file.write(b"edited by hand")
+        os.utime(path, ns=(1, 1))
+        item = store.read("changed.txt")
+        assert item.etag == hashlib.sha256(b"edited by hand").hexdigest()
+        assert item.content_type == "text/x-kept"
+        assert item.read_bytes() == b"edited by hand"
+
+    def test_listing_does_not_load_sidecars(self, store, monkeypatch):
+        for index in range(20):
+            store.write_bytes(f"many/{index}", b"x")
+        calls = []
+        original = DirectoryDataStore._read_sidecar
+        monkeypatch.setattr(DirectoryDataStore, "_read_sidecar", lambda self, key: calls.append(key) or original(self, key))
+        result = store.search(AttrFilter("size", AttrFilterOp.eq, 1))
+        assert len(result.results) == 20
+        assert calls == []
+
+
+class TestCrashSafety:
+    def _run(self, code):
+        env = dict(os.environ, PYTHONPATH=REPO)
+        return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, timeout=60)
+
+    def test_crash_before_publish_leaves_old_file(self, store, root):
+        store.write_bytes("k.txt", b"old content")
+        result = self._run(
+            f"""
+            import os
+            from persisty_data.directory.directory_data_store import DirectoryDataStore
+            store = DirectoryDataStore({root!r})
+            writer = store.get_data_writer("k.txt")
+            writer.write(b"new content that never lands" * 1000)
+            writer._file.flush()
+            os._exit(3)
+            """
+        )
+        assert result.returncode == 3, result.stderr
+        item = DirectoryDataStore(root).read("k.txt")
+        assert item.read_bytes() == b"old content"
+        assert item.etag == hashlib.sha256(b"old content").hexdigest()
+
+    def test_crash_between_sidecar_and_rename(self, store, root):
+        store.write_bytes("k.txt", b"old content", "text/plain")
+        result = self._run(
+            f"""
+            import os
+            from persisty_data.directory.directory_data_store import DirectoryDataStore
+            store = DirectoryDataStore({root!r})
+            store._publish = lambda temp_path, key: os._exit(4)
+            with store.get_data_writer("k.txt", "text/html") as writer:
+                writer.write(b"new")
+            """
+        )
+        assert result.returncode == 4, result.stderr
+        item = DirectoryDataStore(root).read("k.txt")
+        assert item.read_bytes() == b"old content"
+        assert item.etag == hashlib.sha256(b"old content").hexdigest()
+
+    def test_stale_temp_files_are_removed_on_open(self, store, root):
+        stale = os.path.join(store._temp_dir, "w-stale")
+        fresh = os.path.join(store._temp_dir, "w-fresh")
+        for path in (stale, fresh):
+            with open(path, "wb") as file:
+                file.write(b"debris")
+        os.utime(stale, (0, 0))
+        DirectoryDataStore(root)
+        assert os.listdir(store._temp_dir) == ["w-fresh"]
+
+
+class TestConfinement:
+    def test_symlinked_directory_pointing_out_of_root(self, store, root, tmp_path):
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        (outside / "secret.txt").write_bytes(b"secret")
+        os.symlink(str(outside), os.path.join(root, "link"))
+        assert store.read("link/secret.txt") is None
+        with pytest.raises(InvalidKeyError):
+            store.write_bytes("link/new.txt", b"escape")
+        assert store.delete("link/secret.txt") is False
+        assert (outside / "secret.txt").read_bytes() == b"secret"
+        assert not (outside / "new.txt").exists()
+        assert list(store.search_all()) == []
+        assert list(store.search_all(AttrFilter("key", AttrFilterOp.startswith, "link/"))) == []
+
+    def test_symlinked_file_pointing_out_of_root(self, store, root, tmp_path):
+        outside = tmp_path / "passwd"
+        outside.write_bytes(b"root:x:0:0")
+        os.symlink(str(outside), os.path.join(root, "evil"))
+        assert store.read("evil") is None
+        assert list(store.search_all()) == []
+        assert store.delete("evil") is False
+        assert outside.read_bytes() == b"root:x:0:0"
+
+    def test_symlink_inside_root_is_followed(self, store, root):
+        store.write_bytes("real/file.txt", b"inside")
+        os.symlink(os.path.join(root, "real"), os.path.join(root, "alias"))
+        assert store.read("alias/file.txt").read_bytes() == b"inside"
+
+    def test_traversal_keys_refused(self, store):
+        for key in ("../x", "/etc/passwd", "a/../../x", "a\\..\\b", "a\x00b", ".persisty_data/tmp/x"):
+            with pytest.raises(InvalidKeyError):
+                store.read(key)
+            with pytest.raises(InvalidKeyError):
+                store.write_bytes(key, b"x")
+            with pytest.raises(InvalidKeyError):
+                store.delete(key)
+
+    def test_internal_directory_is_not_listed(self, store):
+        store.write_bytes("visible", b"x")
+        assert [i.key for i in store.search_all()] == ["visible"]
+        assert store.count() == 1
+
+
+class TestListingCost:
+    def test_prefix_scans_only_the_named_directory(self, store, root, monkeypatch):
+        for index in range(30):
+            store.write_bytes(f"big/{index}/file", b"x")
+        store.write_bytes("photos/2024/a.jpg", b"a")
+        store.write_bytes("photos/2024/b.jpg", b"b")
+        store.write_bytes("photos/2025/c.jpg", b"c")
+        scanned = []
+        original = os.scandir
+        monkeypatch.setattr(os, "scandir", lambda path=".": scanned.append(os.path.relpath(path, root)) or original(path))
+        keys = [i.key for i in store.search_all(AttrFilter("key", AttrFilterOp.startswith, "photos/2024/"))]
+        assert keys == ["photos/2024/a.jpg", "photos/2024/b.jpg"]
+        assert scanned == ["photos/2024"]
+        scanned.clear()
+        keys = [i.key for i in store.search_all(AttrFilter("key", AttrFilterOp.startswith, "photos/202"))]
+        assert keys == ["photos/2024/a.jpg", "photos/2024/b.jpg", "photos/2025/c.jpg"]
+        assert sorted(scanned) == ["photos", "photos/2024", "photos/2025"]
+
+    def test_paging_skips_directories_already_returned(self, store, root, monkeypatch):
+        for group in ("a", "b", "c"):
+            for index in range(3):
+                store.write_bytes(f"{group}/{index}", b"x")
+        first = store.search(limit=4)
+        assert [i.key for i in first.results] == ["a/0", "a/1", "a/2", "b/0"]
+        scanned = []
+        original = os.scandir
+        monkeypatch.setattr(os, "scandir", lambda path=".": scanned.append(os.path.relpath(path, root)) or original(path))
+        second = store.search(page_key=first.next_page_key, limit=4)
+        assert [i.key for i in second.results] == ["b/1", "b/2", "c/0", "c/1"]
+        assert "a" not in scanned
