@@ -1,5 +1,6 @@
 """A persisty store factory for SQL databases that creates its tables when missing."""
 
+import os
 import threading
 from typing import Any, Dict, Optional, Union
 
@@ -56,6 +57,10 @@ class SqlStoreFactory(StoreFactoryABC):
             engine = url_or_engine
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _set_sqlite_pragmas)
+            database = engine.url.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                # A new SQLite file may live in a folder that does not exist yet.
+                os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
         self.engine = engine
         self.create_tables = create_tables
         self.context = SqlalchemyContext(engine, developer_mode=False)

@@ -1,0 +1,90 @@
+import os
+import re
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_version() -> str:
+    with open(os.path.join(HERE, "persisty_data", "__init__.py"), encoding="utf-8") as f:
+        match = re.search(r'^__version__\s*=\s*["\']([^"\']+)["\']', f.read(), re.MULTILINE)
+    if not match:
+        raise RuntimeError("__version__ not found in persisty_data/__init__.py")
+    return match.group(1)
+
+
+def read_long_description() -> str:
+    path = os.path.join(HERE, "README.md")
+    if not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+# servey 3's marshy config imports strawberry whenever it is installed, and the import
+# breaks from strawberry 0.236 (strawberry.field removed) and, for 0.235.x, with
+# pydantic >= 2.11 (pydantic._internal._typing_extra.is_new_type removed). The base
+# install pulls no strawberry; every extra that can pull it carries both pins.
+STRAWBERRY = ["strawberry-graphql>=0.151,<0.236", "pydantic<2.11"]
+
+SQL = ["SQLAlchemy~=1.4"]  # persisty 0.0.17 fails updates on SQLAlchemy 2
+POSTGRES = SQL + ["psycopg2-binary~=2.9"]
+SERVER = [
+    "starlette>=0.27,<1",
+    "uvicorn>=0.23",
+    "python-multipart>=0.0.9",
+] + STRAWBERRY
+S3 = ["boto3>=1.26"]
+DEV = (
+    POSTGRES
+    + SERVER
+    + S3
+    + [
+        "moto[server,s3]>=5",
+        "pytest>=7",
+        "pytest-timeout",
+        "httpx",
+        "ruff",
+        "mypy",
+    ]
+)
+
+setup(
+    name="persisty-data",
+    version=read_version(),
+    description="Files of any size for persisty apps: directory and chunked storage",
+    long_description=read_long_description(),
+    long_description_content_type="text/markdown",
+    # An explicit "" -> "." mapping makes `pip install -e .` put the project root on
+    # sys.path (a static .pth) instead of an import hook: marshy and schemey find
+    # marshy_config_* / schemey_config_* modules with pkgutil.iter_modules(), which
+    # does not see modules served only by setuptools' editable finder.
+    package_dir={"": "."},
+    packages=find_packages(
+        include=["persisty_data*", "marshy_config_persisty_data*", "schemey_config_persisty_data*"]
+    ),
+    package_data={"persisty_data": ["py.typed"]},
+    include_package_data=False,
+    zip_safe=False,
+    python_requires=">=3.9",
+    install_requires=[
+        "persisty~=0.0.17",
+        "servey~=3.0",
+        "marshy~=4.0",
+        "schemey~=6.0",
+    ],
+    extras_require={
+        "sql": SQL,
+        "postgres": POSTGRES,
+        "server": SERVER,
+        "s3": S3,
+        "dev": DEV,
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Operating System :: OS Independent",
+        "Typing :: Typed",
+    ],
+)
