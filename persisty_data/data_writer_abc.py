@@ -1,7 +1,10 @@
 """DataWriterABC: the streaming writer every backend uses to publish new content."""
 
 import hashlib
+import os
+import threading
 from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Optional, Type, Union
 
@@ -9,6 +12,23 @@ from persisty_data.data_item_abc import DataItemABC
 from persisty_data.errors import ItemTooLargeError
 
 Buffer = Union[bytes, bytearray, memoryview]
+
+# hashlib releases the GIL on buffers this large, so hashing runs on another core while
+# the backend stores the same bytes: a write costs max(hash, store), not their sum.
+PARALLEL_HASH_MIN_BYTES = 256 * 1024
+_hash_pool: Optional[ThreadPoolExecutor] = None
+_hash_pool_lock = threading.Lock()
+
+
+def _get_hash_pool() -> ThreadPoolExecutor:
+    global _hash_pool  # pylint: disable=global-statement
+    if _hash_pool is None:
+        with _hash_pool_lock:
+            if _hash_pool is None:
+                _hash_pool = ThreadPoolExecutor(
+                    max_workers=os.cpu_count() or 2, thread_name_prefix="persisty-data-hash"
+                )
+    return _hash_pool
 
 
 class DataWriterABC(ABC):
@@ -59,8 +79,15 @@ class DataWriterABC(ABC):
             raise ItemTooLargeError(
                 f"more_than_{self.max_item_size}_bytes", key=self.key
             )
-        self._guard(self._write_bytes, view)
-        self._hash.update(view)
+        if length >= PARALLEL_HASH_MIN_BYTES:
+            hashing = _get_hash_pool().submit(self._hash.update, view)
+            try:
+                self._guard(self._write_bytes, view)
+            finally:
+                hashing.result()  # the caller may reuse its buffer once write returns
+        else:
+            self._guard(self._write_bytes, view)
+            self._hash.update(view)
         self._size += length
         return length
 

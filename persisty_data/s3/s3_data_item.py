@@ -1,0 +1,72 @@
+"""An item in an S3DataStore: one object version, described by its S3 ETag."""
+
+from datetime import datetime
+from typing import TYPE_CHECKING, BinaryIO, Optional
+
+from persisty_data.data_item import DataItem
+from persisty_data.data_item_abc import get_range
+
+if TYPE_CHECKING:
+    from persisty_data.s3.s3_data_store import S3DataStore
+
+
+class S3DataItem(DataItem):
+    """
+    Key, size and updated_at come from a listing or a HEAD. An item from a listing does
+    not know its content type or etag (ListObjectsV2 does not return them): they are
+    loaded with one HEAD the first time either is used, so a plain listing costs no
+    request per object. An object written by another tool has no ``x-amz-meta-sha256``;
+    its etag is then computed by streaming the object once (see S3DataStore).
+
+    s3_etag (S3's own ETag) names the object version this item describes: readers send
+    it as If-Match, so they never mix versions.
+    """
+
+    __slots__ = ("_store", "_s3_etag", "_version_id")
+
+    def __init__(
+        self,
+        store: "S3DataStore",
+        key: str,
+        size: int,
+        updated_at: datetime,
+        s3_etag: str,
+        version_id: Optional[str] = None,
+        content_type: Optional[str] = None,
+        etag: Optional[str] = None,
+    ):
+        super().__init__(key, size, content_type, etag, updated_at)  # type: ignore[arg-type]
+        self._store = store
+        self._s3_etag = s3_etag
+        self._version_id = version_id
+
+    @property
+    def content_type(self) -> str:
+        if self._content_type is None:
+            self._store._load_content_meta(self)
+        return self._content_type  # type: ignore[return-value]
+
+    @property
+    def etag(self) -> str:
+        if self._etag is None:
+            self._store._load_content_meta(self)
+        return self._etag  # type: ignore[return-value]
+
+    @property
+    def s3_etag(self) -> str:
+        """S3's ETag of the object version this item describes (quoted, as S3 sends it)."""
+        return self._s3_etag
+
+    @property
+    def version_id(self) -> Optional[str]:
+        """The object's version id in a versioned bucket, else None."""
+        return self._version_id
+
+    @property
+    def is_loaded(self) -> bool:
+        """True once content_type and etag are known without another request."""
+        return self._content_type is not None and self._etag is not None
+
+    def get_data_reader(self, offset: int = 0, length: Optional[int] = None) -> BinaryIO:
+        start, end = get_range(self._size, offset, length)
+        return self._store._open_reader(self, start, end)

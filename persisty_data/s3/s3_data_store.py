@@ -1,0 +1,857 @@
+"""
+Stores items as objects in one S3 bucket (AWS S3 or any S3-compatible endpoint).
+
+Design notes (the choices S3 forces, and why):
+
+- Key ``a/b.txt`` is the object ``prefix + "a/b.txt"``. Objects under the prefix whose
+  remaining key breaks the key rules (``x//y``, folder markers ending in ``/``...) are
+  not items: they are skipped by listings and unreachable by key.
+
+- etag: the SHA-256 hex of the content, as on every backend, kept in the object's
+  metadata (``x-amz-meta-sha256``). A single PutObject carries it directly, plus
+  ChecksumSHA256 so S3 verifies the bytes. A multipart upload must fix its metadata at
+  CreateMultipartUpload, before the content (and so its hash) is known. After
+  CompleteMultipartUpload has published the object in one step, the store copies it
+  onto itself server side (CopyObject with MetadataDirective=REPLACE, or UploadPartCopy
+  above copy_part_size) adding the hash. No byte passes through the client, but S3 does
+  copy the object once more, and in a versioned bucket the intermediate version is
+  deleted afterwards (best effort: needs s3:DeleteObjectVersion). Readers between the
+  two steps, and objects written by other tools, have no sha256 metadata: their etag is
+  computed when first used by streaming the object once, cached in the process, and
+  saved back with the same in-place copy (save_computed_etags=True; skipped in versioned
+  buckets, where it would add a version). The alternatives were worse: a temporary key
+  plus a copy costs the same copy, leaves debris objects when a process dies and shows
+  up in listings; object tags are mutable without a copy but need an extra request to
+  read; S3's own full-object checksums exist only for CRC algorithms.
+
+- Listing: ListObjectsV2 returns key, size, LastModified and S3's ETag, not the content
+  type or our sha256. Items from a listing load both with one HEAD, only when one of
+  them is first accessed (S3DataItem). A search whose filter or order uses
+  content_type or etag HEADs each listed object (it needs them); a plain or key-prefix
+  listing never does.
+
+- Paging: a key-prefix filter becomes ListObjectsV2's Prefix. The opaque page key holds
+  the last key listed, sent back as StartAfter; within one page or search_all the store
+  follows ContinuationToken. An unordered, prefix-only search is one ListObjectsV2 call
+  per page with MaxKeys = limit and next_page_key None exactly when S3 says the listing
+  is not truncated. Ordered searches sort all matches and page by offset, like the other
+  backends.
+
+- Reads stream the body with If-Match = the item's S3 ETag (a replaced or deleted object
+  gives ContentChangedError, never a mix of versions); a range read sends a Range header
+  for just those bytes, and the response length is checked.
+
+- Delete: DeleteObject answers 204 whether or not there was an object, so the store
+  HEADs first and deletes with If-Match = that ETag (S3 conditional deletes). Of two
+  concurrent deletes only one returns True; a delete racing a write retries with the new
+  version. In a versioned bucket the delete adds a delete marker, and a key whose
+  current version is a delete marker counts as missing. Endpoints without conditional
+  deletes (501 NotImplemented) fall back to HEAD + DeleteObject.
+
+- Errors: see s3_errors.map_s3_errors. A missing bucket is a ConfigurationError.
+"""
+
+import hashlib
+import logging
+import math
+import re
+import threading
+from collections import OrderedDict
+from datetime import datetime, timezone
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from botocore.exceptions import ClientError
+from persisty.attr.attr_filter import AttrFilter
+from persisty.result_set import ResultSet
+from persisty.search_filter.and_filter import And
+from persisty.search_filter.exclude_all import EXCLUDE_ALL
+from persisty.search_filter.include_all import INCLUDE_ALL
+from persisty.search_filter.not_filter import Not
+from persisty.search_filter.or_filter import Or
+from persisty.search_filter.search_filter_abc import SearchFilterABC
+from persisty.search_order.search_order import SearchOrder
+
+from persisty_data import search
+from persisty_data.content_types import guess_content_type, normalize_content_type
+from persisty_data.data_item_abc import DataItemABC
+from persisty_data.data_store_abc import DataStoreABC, DataStoreMeta, create_data_store_meta
+from persisty_data.errors import (
+    ConfigurationError,
+    ContentChangedError,
+    ForbiddenError,
+    InvalidKeyError,
+    ItemTooLargeError,
+    PersistyDataError,
+    StorageError,
+)
+from persisty_data.keys import MAX_KEY_BYTES, is_valid_key, validate_key
+from persisty_data.readers import IterReader, buffered
+from persisty_data.s3.s3_data_item import S3DataItem
+from persisty_data.s3.s3_data_writer import MAX_PART_SIZE, MAX_PARTS, S3DataWriter, sha256_b64
+from persisty_data.s3.s3_errors import (
+    FORBIDDEN_CODES,
+    MISSING_BUCKET_CODES,
+    NO_SUCH_UPLOAD_CODES,
+    NOT_FOUND_CODES,
+    PRECONDITION_CODES,
+    error_code,
+    map_s3_errors,
+)
+from persisty_data.search import KeyPrefixFilter
+
+logger = logging.getLogger(__name__)
+
+MIN_PART_SIZE = 5 * 1024 * 1024  # S3 refuses smaller parts (except the last)
+DEFAULT_PART_SIZE = 8 * 1024 * 1024
+DEFAULT_COPY_PART_SIZE = 256 * 1024 * 1024
+MAX_COPY_OBJECT_SIZE = 5 * 1024**3  # CopyObject's limit; larger objects need UploadPartCopy
+S3_MAX_KEY_BYTES = 1024
+LIST_PAGE_SIZE = 1000  # S3's maximum MaxKeys
+READ_CHUNK_SIZE = 256 * 1024
+HASH_BUFFER_SIZE = 1024 * 1024
+DELETE_ATTEMPTS = 5
+SHA256_CACHE_SIZE = 4096
+_LAZY_ATTRS = frozenset({"content_type", "etag"})
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# Headers an in-place copy with MetadataDirective=REPLACE would otherwise drop or reset.
+_PRESERVED_ON_COPY = (
+    "CacheControl",
+    "ContentDisposition",
+    "ContentEncoding",
+    "ContentLanguage",
+    "Expires",
+    "WebsiteRedirectLocation",
+    "ServerSideEncryption",
+    "SSEKMSKeyId",
+)
+
+
+class S3DataStore(DataStoreABC):
+    """
+    A DataStoreABC over one bucket, optionally inside a key prefix (a folder).
+
+    Configure it with a boto3 ``client`` or ``session``, or with plain settings
+    (``endpoint_url`` for MinIO / moto / other S3-compatible servers, ``region_name``;
+    credentials come from the usual boto3 chain or the session). Clients built here sign
+    with SigV4 and use botocore's standard retry mode (``max_attempts`` tries in all).
+
+    ``part_size`` (default 8 MiB, at least S3's 5 MiB) is both the largest content sent
+    in one PutObject and the multipart part size, so a write holds about one part in
+    memory. ``copy_part_size`` (default 256 MiB) is the largest object copied with one
+    CopyObject; larger ones are copied with UploadPartCopy in parts of that size.
+    ``send_checksums`` sends ChecksumSHA256 on every upload so S3 verifies the bytes;
+    turn it off for endpoints without S3's additional checksums.
+    """
+
+    SHA256_METADATA = "sha256"  # x-amz-meta-sha256
+
+    def __init__(
+        self,
+        bucket: str,
+        name: Optional[str] = None,
+        prefix: str = "",
+        *,
+        client: Any = None,
+        session: Any = None,
+        endpoint_url: Optional[str] = None,
+        region_name: Optional[str] = None,
+        part_size: int = DEFAULT_PART_SIZE,
+        copy_part_size: int = DEFAULT_COPY_PART_SIZE,
+        max_item_size: Optional[int] = None,
+        permitted_content_types: Optional[Tuple[str, ...]] = None,
+        batch_size: int = 100,
+        send_checksums: bool = True,
+        save_computed_etags: bool = True,
+        max_attempts: int = 3,
+        connect_timeout: float = 10,
+        read_timeout: float = 60,
+        addressing_style: Optional[str] = None,
+    ):
+        if not bucket or not isinstance(bucket, str):
+            raise ConfigurationError("bucket_required")
+        self.bucket = bucket
+        self.name = name or bucket
+        self.prefix = _check_prefix(prefix, self.name)
+        for label, size in (("part_size", part_size), ("copy_part_size", copy_part_size)):
+            if not isinstance(size, int) or not MIN_PART_SIZE <= size <= MAX_PART_SIZE:
+                raise ConfigurationError(
+                    f"{label}_must_be_{MIN_PART_SIZE}_to_{MAX_PART_SIZE}:{size!r}",
+                    store_name=self.name,
+                )
+        self.part_size = part_size
+        self.copy_part_size = copy_part_size
+        self.send_checksums = send_checksums
+        self.save_computed_etags = save_computed_etags
+        self._meta = create_data_store_meta(
+            self.name, self, max_item_size, permitted_content_types, batch_size
+        )
+        if client is not None:
+            if session is not None or endpoint_url is not None or region_name is not None:
+                raise ConfigurationError(
+                    "pass_a_client_or_client_settings_not_both", store_name=self.name
+                )
+            self._client = client
+        else:
+            self._client = _build_client(
+                self.name,
+                session,
+                endpoint_url,
+                region_name,
+                send_checksums,
+                max_attempts,
+                connect_timeout,
+                read_timeout,
+                addressing_style,
+            )
+        self._conditional_deletes = True
+        self._bucket_checked = False
+        self._sha256_cache: "OrderedDict[Tuple[str, str], str]" = OrderedDict()
+        self._sha256_lock = threading.Lock()
+
+    def get_meta(self) -> DataStoreMeta:
+        return self._meta
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client (for maintenance and tests)."""
+        return self._client
+
+    # region: keys
+    def _s3_key(self, key: str) -> str:
+        s3_key = self.prefix + key
+        if len(s3_key.encode("utf-8")) > S3_MAX_KEY_BYTES:
+            raise InvalidKeyError(
+                f"longer_than_{S3_MAX_KEY_BYTES}_bytes_with_prefix", key=key, store_name=self.name
+            )
+        return s3_key
+
+    def _key_from_s3(self, s3_key: str) -> Optional[str]:
+        if not s3_key.startswith(self.prefix):
+            return None
+        key = s3_key[len(self.prefix) :]
+        return key if is_valid_key(key) else None
+
+    def _errors(self, key: Optional[str] = None) -> Any:
+        return map_s3_errors(key, self.name, self.bucket)
+
+    # endregion
+
+    # region: items from HEAD and listings
+    def _head(
+        self, s3_key: str, if_match: Optional[str] = None, bucket: Optional[str] = None
+    ) -> Optional[Dict[str, Any]]:
+        """HeadObject, or None if there is no object. A failed If-Match raises ContentChangedError."""
+        params: Dict[str, Any] = dict(Bucket=bucket or self.bucket, Key=s3_key)
+        if if_match is not None:
+            params["IfMatch"] = if_match
+        with self._errors(s3_key[len(self.prefix) :]):
+            try:
+                return self._client.head_object(**params)  # type: ignore[no-any-return]
+            except ClientError as exc:
+                if error_code(exc) not in NOT_FOUND_CODES:
+                    raise
+        if not self._bucket_checked and params["Bucket"] == self.bucket:
+            self._check_bucket()
+        return None
+
+    def _check_bucket(self) -> None:
+        """
+        A HEAD has no body, so S3 answers 404 alike for a missing key and a missing bucket
+        (moto adds a NoSuchBucket body; S3 does not). The first time a key is missing, make
+        sure the bucket is there, so a misconfigured store fails instead of looking empty.
+        """
+        with self._errors():
+            try:
+                self._client.head_bucket(Bucket=self.bucket)
+            except ClientError as exc:
+                code = error_code(exc)
+                if code in NOT_FOUND_CODES | MISSING_BUCKET_CODES:
+                    raise ConfigurationError(
+                        f"bucket_not_found:{self.bucket}", store_name=self.name
+                    ) from exc
+                if code not in FORBIDDEN_CODES:
+                    raise
+                # s3:ListBucket not granted: the bucket cannot be checked this way.
+        self._bucket_checked = True
+
+    def _item_from_head(self, key: str, head: Dict[str, Any]) -> S3DataItem:
+        item = S3DataItem(
+            self,
+            key,
+            int(head["ContentLength"]),
+            _utc_seconds(head["LastModified"]),
+            head["ETag"],
+            _version_id(head),
+        )
+        self._fill_from_head(item, head)
+        return item
+
+    def _fill_from_head(self, item: S3DataItem, head: Dict[str, Any]) -> None:
+        if item._content_type is None:
+            item._content_type = _content_type(item.key, head.get("ContentType"))
+        if item._etag is None:
+            item._etag = _metadata_sha256(head) or self._cached_sha256(item)
+
+    def _item_from_listing(self, obj: Dict[str, Any]) -> Optional[S3DataItem]:
+        key = self._key_from_s3(obj["Key"])
+        if key is None:
+            return None
+        item = S3DataItem(self, key, int(obj["Size"]), _utc_seconds(obj["LastModified"]), obj["ETag"])
+        item._etag = self._cached_sha256(item)
+        return item
+
+    def _read(self, key: str) -> Optional[S3DataItem]:
+        head = self._head(self._s3_key(key))
+        return None if head is None else self._item_from_head(key, head)
+
+    def _load_content_meta(self, item: S3DataItem) -> None:
+        """Load content_type and etag of a listed item: one HEAD, plus a hash if S3 lacks ours."""
+        head = self._head(self._s3_key(item.key), if_match=item.s3_etag)
+        if head is None:
+            raise ContentChangedError("item_deleted", key=item.key, store_name=self.name)
+        self._fill_from_head(item, head)
+        if item._etag is None:
+            item._etag = self._compute_sha256(item, head)
+
+    # endregion
+
+    # region: etags of objects without sha256 metadata
+    def _cached_sha256(self, item: S3DataItem) -> Optional[str]:
+        with self._sha256_lock:
+            return self._sha256_cache.get((item.key, item.s3_etag))
+
+    def _cache_sha256(self, item: S3DataItem, sha256: str) -> None:
+        with self._sha256_lock:
+            self._sha256_cache[(item.key, item.s3_etag)] = sha256
+            while len(self._sha256_cache) > SHA256_CACHE_SIZE:
+                self._sha256_cache.popitem(last=False)
+
+    def _compute_sha256(self, item: S3DataItem, head: Dict[str, Any]) -> str:
+        """Hash an object written without x-amz-meta-sha256 (once), and save the hash."""
+        digest = hashlib.sha256()
+        with self._open_reader(item, 0, item.size) as reader:
+            buffer = bytearray(HASH_BUFFER_SIZE)
+            view = memoryview(buffer)
+            while True:
+                count = reader.readinto(view)
+                if not count:
+                    break
+                digest.update(view[:count])
+        sha256 = digest.hexdigest()
+        self._cache_sha256(item, sha256)
+        if self.save_computed_etags and _version_id(head) is None:
+            self._save_sha256(item, head, sha256)
+        return sha256
+
+    def _save_sha256(self, item: S3DataItem, head: Dict[str, Any], sha256: str) -> None:
+        s3_key = self._s3_key(item.key)
+        metadata = dict(head.get("Metadata") or {})
+        metadata[self.SHA256_METADATA] = sha256
+        extra = {name: head[name] for name in _PRESERVED_ON_COPY if head.get(name)}
+        if head.get("StorageClass"):
+            extra["StorageClass"] = head["StorageClass"]
+        try:
+            s3_etag, _ = self._server_copy(
+                self.bucket,
+                s3_key,
+                item.s3_etag,
+                item.size,
+                s3_key,
+                head.get("ContentType") or item.content_type,
+                sha256,
+                metadata=metadata,
+                extra=extra,
+            )
+        except PersistyDataError as exc:
+            # The hash is still right for this item; only the saving failed.
+            logger.info("could not save the sha256 of %r: %s", item.key, exc)
+            return
+        # Same bytes, new S3 ETag: keep the item readable.
+        item._s3_etag = s3_etag
+        self._cache_sha256(item, sha256)
+
+    # endregion
+
+    # region: reading content
+    def _open_reader(self, item: S3DataItem, start: int, end: int) -> Any:
+        s3_key = self._s3_key(item.key)
+        if end <= start:
+            # Nothing to read, but the item must still be the current content.
+            if self._head(s3_key, if_match=item.s3_etag) is None:
+                raise ContentChangedError("item_deleted", key=item.key, store_name=self.name)
+            return buffered(IterReader(iter(())))
+        params: Dict[str, Any] = dict(Bucket=self.bucket, Key=s3_key, IfMatch=item.s3_etag)
+        ranged = start > 0 or end < item.size
+        if ranged:
+            params["Range"] = f"bytes={start}-{end - 1}"
+        with self._errors(item.key):
+            response = self._client.get_object(**params)
+        body = response["Body"]
+        # Some endpoints ignore Range and send everything: never pass that off as the range.
+        content_range = response.get("ContentRange") or ""
+        if response.get("ContentLength") != end - start or (
+            ranged and not content_range.startswith(f"bytes {start}-{end - 1}/")
+        ):
+            body.close()
+            raise StorageError(
+                f"unexpected_response_range:{content_range or response.get('ContentLength')}",
+                key=item.key,
+                store_name=self.name,
+            )
+        return buffered(IterReader(self._iter_body(body, item.key), on_close=body.close))
+
+    def _iter_body(self, body: Any, key: str) -> Iterator[bytes]:
+        with self._errors(key):
+            while True:
+                data = body.read(READ_CHUNK_SIZE)
+                if not data:
+                    return
+                yield data
+
+    # endregion
+
+    # region: search
+    def search(
+        self,
+        search_filter: SearchFilterABC = INCLUDE_ALL,
+        search_order: Optional[SearchOrder] = None,
+        page_key: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> ResultSet[DataItemABC]:
+        meta = self._meta
+        limit = search.check_limit(limit, meta.batch_size)
+        prepared = search.prepare_filter(search_filter, meta.attrs)
+        orders = search.check_order(search_order, meta.attrs)
+        after, offset = search.get_page_position(page_key)
+        if orders:
+            preload = any(order.attr in _LAZY_ATTRS for order in orders)
+            items = search.sort_items(list(self._query(prepared, None, preload)), orders)
+            return search.page_by_offset(items, offset, limit)
+        if _is_key_prefix_only(prepared):
+            return self._list_page(search.get_key_prefix(prepared), after, limit)
+        return search.page_by_key(self._query(prepared, after, False), limit)
+
+    def search_all(
+        self,
+        search_filter: SearchFilterABC = INCLUDE_ALL,
+        search_order: Optional[SearchOrder] = None,
+    ) -> Iterator[DataItemABC]:
+        meta = self._meta
+        prepared = search.prepare_filter(search_filter, meta.attrs)
+        orders = search.check_order(search_order, meta.attrs)
+        if not orders:
+            return self._query(prepared, None, False)
+        preload = any(order.attr in _LAZY_ATTRS for order in orders)
+        return iter(search.sort_items(list(self._query(prepared, None, preload)), orders))
+
+    def count(self, search_filter: SearchFilterABC = INCLUDE_ALL) -> int:
+        prepared = search.prepare_filter(search_filter, self._meta.attrs)
+        return sum(1 for _ in self._query(prepared, None, False))
+
+    def _query(
+        self, search_filter: SearchFilterABC, after: Optional[str], preload: bool
+    ) -> Iterator[S3DataItem]:
+        """Items matching search_filter in key order, after `after`."""
+        attrs = self._meta.attrs
+        if search_filter is EXCLUDE_ALL:
+            return
+        exact_key = search.get_exact_key(search_filter)
+        if exact_key is not None:
+            item = self._read(exact_key) if self._is_addressable(exact_key) else None
+            if item and (after is None or item.key > after) and search.match(search_filter, item, attrs):
+                yield item
+            return
+        items = self._iter_listing(search.get_key_prefix(search_filter), after)
+        needs_head = preload or _uses_lazy_attrs(search_filter)
+        prefix_only = _is_key_prefix_only(search_filter)
+        for item in items:
+            if needs_head:
+                fresh = self._refresh(item)
+                if fresh is None:
+                    continue  # deleted since it was listed
+                item = fresh
+            if prefix_only or search_filter.match(item, attrs):
+                yield item
+
+    def _refresh(self, item: S3DataItem) -> Optional[S3DataItem]:
+        """The listed item with content_type (and etag where known) from one HEAD."""
+        head = self._head(self._s3_key(item.key))
+        if head is None:
+            return None
+        if head["ETag"] != item.s3_etag:
+            return self._item_from_head(item.key, head)  # replaced since it was listed
+        self._fill_from_head(item, head)
+        return item
+
+    def _is_addressable(self, key: str) -> bool:
+        return is_valid_key(key) and len((self.prefix + key).encode("utf-8")) <= S3_MAX_KEY_BYTES
+
+    def _list_objects(
+        self, prefix: str, after: Optional[str], max_keys: int, token: Optional[str]
+    ) -> Dict[str, Any]:
+        params: Dict[str, Any] = dict(Bucket=self.bucket, Prefix=self.prefix + prefix, MaxKeys=max_keys)
+        if token:
+            params["ContinuationToken"] = token
+        elif after is not None:
+            params["StartAfter"] = self.prefix + after
+        with self._errors():
+            return self._client.list_objects_v2(**params)  # type: ignore[no-any-return]
+
+    def _iter_listing(self, prefix: str, after: Optional[str]) -> Iterator[S3DataItem]:
+        token = None
+        while True:
+            response = self._list_objects(prefix, after, LIST_PAGE_SIZE, token)
+            for obj in response.get("Contents") or ():
+                after = obj["Key"][len(self.prefix) :]
+                item = self._item_from_listing(obj)
+                if item is not None:
+                    yield item
+            token = response.get("NextContinuationToken")
+            if not response.get("IsTruncated"):
+                return
+
+    def _list_page(self, prefix: str, after: Optional[str], limit: int) -> ResultSet[DataItemABC]:
+        """One page of a prefix listing: ListObjectsV2 with MaxKeys = limit."""
+        results: List[DataItemABC] = []
+        token = None
+        last_listed = None
+        truncated = False
+        while len(results) < limit:
+            response = self._list_objects(prefix, after, limit - len(results), token)
+            for obj in response.get("Contents") or ():
+                last_listed = obj["Key"][len(self.prefix) :]
+                item = self._item_from_listing(obj)
+                if item is not None:
+                    results.append(item)
+            truncated = bool(response.get("IsTruncated"))
+            token = response.get("NextContinuationToken")
+            if not truncated or not token:
+                break  # (objects that are not items were skipped: top the page up)
+        next_page_key = None
+        if truncated and last_listed is not None:
+            next_page_key = search.encode_page_key({"after": last_listed})
+        return ResultSet(results, next_page_key)
+
+    # endregion
+
+    # region: writing and copying
+    def _create_writer(self, key: str, content_type: str) -> S3DataWriter:
+        return S3DataWriter(self, key, content_type)
+
+    def _published_item(
+        self,
+        key: str,
+        size: int,
+        content_type: str,
+        etag: str,
+        s3_etag: str,
+        version_id: Optional[str],
+    ) -> S3DataItem:
+        """The item for content just published (updated_at is S3's LastModified)."""
+        try:
+            head = self._head(self._s3_key(key), if_match=s3_etag)
+        except ContentChangedError:
+            head = None
+        if head is None:
+            # Replaced or deleted by someone else already: describe what we wrote.
+            now = datetime.now(timezone.utc).replace(microsecond=0)
+            return S3DataItem(self, key, size, now, s3_etag, version_id, content_type, etag)
+        return S3DataItem(
+            self,
+            key,
+            size,
+            _utc_seconds(head["LastModified"]),
+            head["ETag"],
+            _version_id(head),
+            content_type,
+            etag,
+        )
+
+    def _written_item(
+        self, key: str, size: int, content_type: str, etag: str, response: Dict[str, Any]
+    ) -> S3DataItem:
+        return self._published_item(
+            key, size, content_type, etag, response["ETag"], _version_id(response)
+        )
+
+    def _add_sha256_metadata(
+        self,
+        key: str,
+        size: int,
+        content_type: str,
+        etag: str,
+        s3_etag: str,
+        version_id: Optional[str],
+    ) -> S3DataItem:
+        """After a multipart upload: copy the object onto itself with x-amz-meta-sha256."""
+        s3_key = self._s3_key(key)
+        try:
+            new_s3_etag, new_version_id = self._server_copy(
+                self.bucket, s3_key, s3_etag, size, s3_key, content_type, etag
+            )
+        except ContentChangedError:
+            # Someone replaced the object since we completed it: ours is already history.
+            return self._published_item(key, size, content_type, etag, s3_etag, version_id)
+        except PersistyDataError as exc:
+            if "checksum_mismatch" in str(exc):
+                raise
+            # The content is published; only the metadata is missing. Readers compute it.
+            logger.warning("could not add sha256 metadata to %r: %s", key, exc)
+            return self._published_item(key, size, content_type, etag, s3_etag, version_id)
+        if version_id and new_version_id and new_version_id != version_id:
+            self._delete_version_quietly(s3_key, version_id)
+        return self._published_item(key, size, content_type, etag, new_s3_etag, new_version_id)
+
+    def _delete_version_quietly(self, s3_key: str, version_id: str) -> None:
+        try:
+            with self._errors(s3_key):
+                self._client.delete_object(Bucket=self.bucket, Key=s3_key, VersionId=version_id)
+        except PersistyDataError as exc:
+            logger.info("could not delete intermediate version %s of %r: %s", version_id, s3_key, exc)
+
+    def _server_copy(
+        self,
+        source_bucket: str,
+        source_s3_key: str,
+        source_s3_etag: str,
+        size: int,
+        s3_key: str,
+        content_type: str,
+        sha256: str,
+        metadata: Optional[Dict[str, str]] = None,
+        extra: Optional[Dict[str, Any]] = None,
+    ) -> Tuple[str, Optional[str]]:
+        """
+        Copy exactly the source version named by its S3 ETag to s3_key in this bucket,
+        replacing the metadata. Returns the new (S3 ETag, version id).
+        :raises ContentChangedError: if the source changed or vanished.
+        """
+        copy_source = {"Bucket": source_bucket, "Key": source_s3_key}
+        params: Dict[str, Any] = dict(
+            Bucket=self.bucket,
+            Key=s3_key,
+            ContentType=content_type,
+            Metadata=metadata or {self.SHA256_METADATA: sha256},
+            **(extra or {}),
+        )
+        key = s3_key[len(self.prefix) :]
+        if size <= min(self.copy_part_size, MAX_COPY_OBJECT_SIZE):
+            if self.send_checksums:
+                params["ChecksumAlgorithm"] = "SHA256"
+            with self._errors(key):
+                response = self._client.copy_object(
+                    CopySource=copy_source,
+                    CopySourceIfMatch=source_s3_etag,
+                    MetadataDirective="REPLACE",
+                    **params,
+                )
+            result = response.get("CopyObjectResult") or {}
+            checksum = result.get("ChecksumSHA256")
+            if checksum and "-" not in checksum and checksum != sha256_b64(bytes.fromhex(sha256)):
+                # S3 hashed the bytes it copied: they are not the content we think they are.
+                raise StorageError("checksum_mismatch_after_copy", key=key, store_name=self.name)
+            return result["ETag"], _version_id(response)
+        with self._errors(key):
+            upload_id = self._client.create_multipart_upload(**params)["UploadId"]
+        try:
+            part_size = max(self.copy_part_size, math.ceil(size / MAX_PARTS))
+            parts = []
+            with self._errors(key):
+                for number, start in enumerate(range(0, size, part_size), 1):
+                    end = min(size, start + part_size) - 1
+                    response = self._client.upload_part_copy(
+                        Bucket=self.bucket,
+                        Key=s3_key,
+                        UploadId=upload_id,
+                        PartNumber=number,
+                        CopySource=copy_source,
+                        CopySourceRange=f"bytes={start}-{end}",
+                        CopySourceIfMatch=source_s3_etag,
+                    )
+                    parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
+            # moto ignores CopySourceIfMatch on UploadPartCopy (S3 honours it): check that
+            # every part came from the same version before publishing.
+            if self._head(source_s3_key, if_match=source_s3_etag, bucket=source_bucket) is None:
+                raise ContentChangedError("item_deleted", key=key, store_name=self.name)
+            with self._errors(key):
+                response = self._client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=s3_key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+        except BaseException:
+            self._abort_upload_quietly(s3_key, upload_id)
+            raise
+        return response["ETag"], _version_id(response)
+
+    def _abort_upload_quietly(self, s3_key: str, upload_id: str) -> None:
+        try:
+            with self._errors(s3_key):
+                try:
+                    self._client.abort_multipart_upload(Bucket=self.bucket, Key=s3_key, UploadId=upload_id)
+                except ClientError as exc:
+                    if error_code(exc) not in NO_SUCH_UPLOAD_CODES | NOT_FOUND_CODES:
+                        raise
+        except PersistyDataError as exc:
+            logger.warning("could not abort multipart copy %s to %r: %s", upload_id, s3_key, exc)
+
+    def _copy_native(
+        self,
+        source_store: DataStoreABC,
+        source_item: DataItemABC,
+        key: str,
+        content_type: str,
+    ) -> Optional[DataItemABC]:
+        if not isinstance(source_store, S3DataStore) or not isinstance(source_item, S3DataItem):
+            return None
+        if not self._shares_endpoint(source_store):
+            return None
+        max_size = self._meta.max_item_size
+        if max_size is not None and source_item.size > max_size:
+            raise ItemTooLargeError(f"more_than_{max_size}_bytes", key=key, store_name=self.name)
+        sha256 = source_item.etag  # from metadata, or hashed once by the source store
+        try:
+            s3_etag, version_id = self._server_copy(
+                source_store.bucket,
+                source_store._s3_key(source_item.key),
+                source_item.s3_etag,
+                source_item.size,
+                self._s3_key(key),
+                content_type,
+                sha256,
+            )
+        except ForbiddenError:
+            if source_store._client is self._client:
+                raise
+            return None  # these credentials cannot read the source: stream with each store's own
+        return self._published_item(key, source_item.size, content_type, sha256, s3_etag, version_id)
+
+    def _shares_endpoint(self, other: "S3DataStore") -> bool:
+        mine, theirs = self._client.meta, other._client.meta
+        return bool(mine.endpoint_url == theirs.endpoint_url and mine.region_name == theirs.region_name)
+
+    # endregion
+
+    # region: deleting
+    def _delete(self, key: str, item: Optional[DataItemABC]) -> bool:
+        s3_key = self._s3_key(key)
+        with self._errors(key):
+            for _ in range(DELETE_ATTEMPTS):
+                head = self._head(s3_key)
+                if head is None:
+                    return False
+                params: Dict[str, Any] = dict(Bucket=self.bucket, Key=s3_key)
+                if self._conditional_deletes:
+                    params["IfMatch"] = head["ETag"]
+                try:
+                    self._client.delete_object(**params)
+                    return True
+                except ClientError as exc:
+                    code = error_code(exc)
+                    if code in NOT_FOUND_CODES:
+                        return False  # deleted by someone else since the HEAD
+                    if code in PRECONDITION_CODES:
+                        continue  # replaced since the HEAD: delete the new version
+                    if code in ("NotImplemented", "501") and self._conditional_deletes:
+                        self._conditional_deletes = False
+                        continue
+                    raise
+        raise StorageError("item_kept_changing_during_delete", key=key, store_name=self.name)
+
+    # endregion
+
+
+def _build_client(
+    store_name: str,
+    session: Any,
+    endpoint_url: Optional[str],
+    region_name: Optional[str],
+    send_checksums: bool,
+    max_attempts: int,
+    connect_timeout: float,
+    read_timeout: float,
+    addressing_style: Optional[str],
+) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    options: Dict[str, Any] = dict(
+        signature_version="s3v4",
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        # A custom endpoint (MinIO, moto, an IP address) rarely has per-bucket DNS names.
+        s3={"addressing_style": addressing_style or ("path" if endpoint_url else "auto")},
+    )
+    if not send_checksums:
+        # Also stops botocore adding its default CRC32 trailers, which some endpoints refuse.
+        options["request_checksum_calculation"] = "when_required"
+        options["response_checksum_validation"] = "when_required"
+    with map_s3_errors(store_name=store_name):
+        try:
+            session = session or boto3.session.Session()
+            return session.client(
+                "s3", endpoint_url=endpoint_url, region_name=region_name, config=Config(**options)
+            )
+        except ValueError as exc:  # e.g. a malformed endpoint URL
+            raise ConfigurationError(f"invalid_s3_client_settings:{exc}", store_name=store_name) from exc
+
+
+def _check_prefix(prefix: str, store_name: str) -> str:
+    """'' or a folder path ending in '/' (one is added if missing)."""
+    if not prefix:
+        return ""
+    if not isinstance(prefix, str):
+        raise ConfigurationError(f"prefix_must_be_str:{prefix!r}", store_name=store_name)
+    folder = prefix[:-1] if prefix.endswith("/") else prefix
+    try:
+        validate_key(folder)
+    except InvalidKeyError as exc:
+        raise ConfigurationError(f"invalid_prefix:{prefix!r}", store_name=store_name) from exc
+    if len(folder.encode("utf-8")) >= MAX_KEY_BYTES:
+        raise ConfigurationError(f"prefix_too_long:{prefix!r}", store_name=store_name)
+    return folder + "/"
+
+
+def _utc_seconds(value: datetime) -> datetime:
+    # S3 keeps whole seconds (HEAD's Last-Modified has no more): listings and HEADs agree.
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).replace(microsecond=0)
+
+
+def _version_id(response: Dict[str, Any]) -> Optional[str]:
+    version_id = response.get("VersionId")
+    return version_id if version_id and version_id != "null" else None
+
+
+def _content_type(key: str, value: Optional[str]) -> str:
+    if value:
+        try:
+            return normalize_content_type(value)
+        except PersistyDataError:
+            pass
+    return guess_content_type(key)
+
+
+def _metadata_sha256(head: Dict[str, Any]) -> Optional[str]:
+    value = (head.get("Metadata") or {}).get(S3DataStore.SHA256_METADATA)
+    return value if isinstance(value, str) and _SHA256_HEX.fullmatch(value) else None
+
+
+def _is_key_prefix_only(search_filter: SearchFilterABC) -> bool:
+    """True if the filter only restricts the key prefix (S3's Prefix does all of it)."""
+    return all(isinstance(f, KeyPrefixFilter) for f in search.conjuncts(search_filter))
+
+
+def _uses_lazy_attrs(search_filter: SearchFilterABC) -> bool:
+    """True if matching may read content_type or etag (so each listed object needs a HEAD)."""
+    if search_filter is INCLUDE_ALL or search_filter is EXCLUDE_ALL:
+        return False
+    if isinstance(search_filter, KeyPrefixFilter):
+        return False
+    if isinstance(search_filter, AttrFilter):
+        return search_filter.name in _LAZY_ATTRS
+    if isinstance(search_filter, (And, Or)):
+        return any(_uses_lazy_attrs(f) for f in search_filter.search_filters)
+    if isinstance(search_filter, Not):
+        return _uses_lazy_attrs(search_filter.search_filter)
+    return True  # a QueryFilter (or an unknown filter) may look at every attribute

@@ -1,0 +1,211 @@
+"""Streams content to S3: one PutObject when it fits a part, else a multipart upload."""
+
+import base64
+import hashlib
+import io
+import logging
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+from botocore.exceptions import ClientError
+
+from persisty_data.data_writer_abc import Buffer, DataWriterABC
+from persisty_data.errors import PersistyDataError, StorageError
+from persisty_data.s3.s3_data_item import S3DataItem
+from persisty_data.s3.s3_errors import NO_SUCH_UPLOAD_CODES, NOT_FOUND_CODES, error_code, map_s3_errors
+
+if TYPE_CHECKING:
+    from persisty_data.s3.s3_data_store import S3DataStore
+
+logger = logging.getLogger(__name__)
+
+MAX_PARTS = 10_000  # S3's limit per multipart upload
+MAX_PART_SIZE = 5 * 1024**3
+# The part size doubles every PARTS_PER_SIZE parts, so an upload of unknown length can
+# reach S3's 5 TiB object limit without ever running out of part numbers.
+PARTS_PER_SIZE = 1000
+
+
+def sha256_b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+class S3DataWriter(DataWriterABC):
+    """
+    Buffers up to one part in a single bytearray. If the writer closes before the buffer
+    overflows, the content goes up in one PutObject carrying the SHA-256 as both
+    ``x-amz-meta-sha256`` (our etag) and ``ChecksumSHA256`` (S3 verifies the bytes).
+    Otherwise a multipart upload starts at the first byte past one part, each part goes up
+    as soon as it is full (with its own ChecksumSHA256), and close() completes the upload,
+    which publishes the whole object in one step. Any failure before that aborts the
+    upload, leaving the previous object untouched and no parts behind.
+
+    The SHA-256 of the whole content is only known at close(), after S3 has fixed the
+    multipart object's metadata, so the store then copies the object onto itself (server
+    side) to add ``x-amz-meta-sha256``; see S3DataStore for the trade-off.
+    """
+
+    def __init__(self, store: "S3DataStore", key: str, content_type: str):
+        # No chunk_size: this class does its own buffering so it holds one part, not two.
+        super().__init__(key, content_type, store.get_meta().max_item_size)
+        self._store = store
+        self._s3_key = store._s3_key(key)
+        self._part_size = store.part_size
+        self._part = bytearray()
+        self._fill = 0
+        self._upload_id: Optional[str] = None
+        self._parts: List[Dict[str, Any]] = []
+
+    def _write_chunk(self, data: Buffer) -> None:
+        view = data if isinstance(data, memoryview) else memoryview(data)
+        while view:
+            if self._fill >= self._part_size:
+                self._upload_part()
+            end = min(self._part_size, self._fill + len(view))
+            count = end - self._fill
+            # Grows the buffer while the first part fills, overwrites it in place after.
+            self._part[self._fill : end] = view[:count]
+            self._fill = end
+            view = view[count:]
+
+    def _upload_part(self) -> None:
+        store = self._store
+        body = memoryview(self._part)[: self._fill]
+        with map_s3_errors(self.key, store.name, store.bucket):
+            if self._upload_id is None:
+                params: Dict[str, Any] = dict(
+                    Bucket=store.bucket, Key=self._s3_key, ContentType=self.content_type
+                )
+                if store.send_checksums:
+                    params["ChecksumAlgorithm"] = "SHA256"
+                self._upload_id = store._client.create_multipart_upload(**params)["UploadId"]
+            part_number = len(self._parts) + 1
+            if part_number > MAX_PARTS:
+                raise StorageError("more_than_10000_parts", key=self.key, store_name=store.name)
+            params = dict(
+                Bucket=store.bucket,
+                Key=self._s3_key,
+                UploadId=self._upload_id,
+                PartNumber=part_number,
+                Body=_PartBody(body),
+            )
+            part: Dict[str, Any] = {"PartNumber": part_number}
+            if store.send_checksums:
+                params["ChecksumSHA256"] = part["ChecksumSHA256"] = sha256_b64(
+                    hashlib.sha256(body).digest()
+                )
+            part["ETag"] = store._client.upload_part(**params)["ETag"]
+        body.release()
+        self._parts.append(part)
+        self._fill = 0
+        if part_number % PARTS_PER_SIZE == 0:
+            self._part_size = min(MAX_PART_SIZE, self._part_size * 2)
+
+    def _commit(self, size: int, etag: str) -> S3DataItem:
+        store = self._store
+        if self._upload_id is None:
+            del self._part[self._fill :]
+            with map_s3_errors(self.key, store.name, store.bucket):
+                params: Dict[str, Any] = dict(
+                    Bucket=store.bucket,
+                    Key=self._s3_key,
+                    Body=_PartBody(memoryview(self._part)),
+                    ContentType=self.content_type,
+                    Metadata={store.SHA256_METADATA: etag},
+                )
+                if store.send_checksums:
+                    # The SHA-256 of the whole object is our etag: S3 checks the bytes against it.
+                    params["ChecksumSHA256"] = sha256_b64(bytes.fromhex(etag))
+                response = store._client.put_object(**params)
+            self._release()
+            return store._written_item(self.key, size, self.content_type, etag, response)
+        del self._part[self._fill :]
+        self._upload_part()
+        self._release()
+        with map_s3_errors(self.key, store.name, store.bucket):
+            response = store._client.complete_multipart_upload(
+                Bucket=store.bucket,
+                Key=self._s3_key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},
+            )
+        # Published: nothing is left to abort from here on.
+        self._upload_id = None
+        s3_etag = response.get("ETag")
+        if not s3_etag:
+            # S3 can report a failed completion inside a 200 response; botocore raises for
+            # that, so a missing ETag means the endpoint broke the protocol.
+            raise StorageError("complete_multipart_upload_without_etag", key=self.key)
+        return store._add_sha256_metadata(
+            self.key, size, self.content_type, etag, s3_etag, response.get("VersionId")
+        )
+
+    def _abort(self) -> None:
+        self._release()
+        upload_id, self._upload_id = self._upload_id, None
+        if upload_id is None:
+            return
+        store = self._store
+        try:
+            with map_s3_errors(self.key, store.name, store.bucket):
+                try:
+                    store._client.abort_multipart_upload(
+                        Bucket=store.bucket, Key=self._s3_key, UploadId=upload_id
+                    )
+                except ClientError as exc:
+                    if error_code(exc) not in NO_SUCH_UPLOAD_CODES | NOT_FOUND_CODES:
+                        raise
+        except PersistyDataError as exc:
+            # Raising here would hide the error that caused the abort. A bucket lifecycle
+            # rule (AbortIncompleteMultipartUpload) collects what could not be aborted.
+            logger.warning("could not abort multipart upload %s of %r: %s", upload_id, self.key, exc)
+
+    def _release(self) -> None:
+        self._part = bytearray()
+        self._fill = 0
+
+
+class _PartBody(io.RawIOBase):
+    """
+    A seekable, read-only stream over a part already in memory. botocore reads it to sign
+    and send (and rewinds it to retry) without the copy that bytes(buffer) would make.
+    """
+
+    def __init__(self, view: memoryview):
+        super().__init__()
+        self._view = view
+        self._position = 0
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), len(self._view) - self._position)
+        if count <= 0:
+            return 0
+        buffer[:count] = self._view[self._position : self._position + count]
+        self._position += count
+        return count
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        total = len(self._view)
+        end = total if size is None or size < 0 else min(total, self._position + size)
+        data = bytes(self._view[self._position : end])
+        self._position = max(self._position, end)
+        return data
+
+    def readall(self) -> bytes:
+        return self.read()
