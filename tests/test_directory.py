@@ -231,3 +231,31 @@ class TestListingCost:
         second = store.search(page_key=first.next_page_key, limit=4)
         assert [i.key for i in second.results] == ["b/1", "b/2", "c/0", "c/1"]
         assert "a" not in scanned
+
+
+class TestNativeCopy:
+    def test_copy_between_directory_stores_is_done_by_the_os(self, store, tmp_path, monkeypatch):
+        data = os.urandom(3 * 1024 * 1024)
+        store.write_bytes("src.bin", data, "application/x-src")
+        other = DirectoryDataStore(str(tmp_path / "other"))
+
+        def refuse(self, *args, **kwargs):
+            raise AssertionError("content streamed through Python")
+
+        monkeypatch.setattr(DirectoryDataItem, "get_data_reader", refuse)
+        copied = other.copy_data_from(store, "src.bin", "dst/copy.bin")
+        monkeypatch.undo()
+        assert copied.etag == hashlib.sha256(data).hexdigest()
+        assert copied.content_type == "application/x-src"
+        assert other.read("dst/copy.bin").read_bytes() == data
+        assert os.listdir(other._temp_dir) == []
+
+    def test_native_copy_respects_limits(self, store, tmp_path):
+        from persisty_data.errors import ItemTooLargeError
+
+        store.write_bytes("big", b"x" * 100)
+        small = DirectoryDataStore(str(tmp_path / "small"), max_item_size=10)
+        with pytest.raises(ItemTooLargeError):
+            small.copy_data_from(store, "big")
+        assert small.read("big") is None
+        assert os.listdir(small._temp_dir) == []

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat as stat_module
 import tempfile
 import time
 from typing import Iterator, Optional, Tuple
@@ -75,11 +76,14 @@ class DirectoryDataStore(DataStoreABC):
     def _path(self, key: str) -> str:
         return os.path.join(self.root, *key.split("/"))
 
-    def _is_inside(self, path: str) -> bool:
+    def _is_inside(self, path: str, allow_root: bool = False) -> bool:
+        """True if path resolves (symlinks included) inside the root, outside our own dir."""
         real = os.path.realpath(path)
-        return real.startswith(self.root + os.sep) and not real.startswith(
-            self._internal_dir + os.sep
-        ) and real != self._internal_dir
+        if allow_root and real == self.root:
+            return True
+        inside = real.startswith(self.root + os.sep)
+        internal = real == self._internal_dir or real.startswith(self._internal_dir + os.sep)
+        return inside and not internal
 
     def _checked_path(self, key: str) -> str:
         """The path for a valid key; refuses a path that resolves outside the root."""
@@ -263,7 +267,7 @@ class DirectoryDataStore(DataStoreABC):
         parent = os.path.dirname(path)
         for attempt in range(3):
             os.makedirs(parent, exist_ok=True)
-            if not self._is_inside(parent + os.sep + "x"):
+            if not self._is_inside(parent, allow_root=True):
                 raise InvalidKeyError("resolves_outside_root", key=key, store_name=self.name)
             try:
                 os.replace(temp_path, path)
@@ -285,7 +289,6 @@ class DirectoryDataStore(DataStoreABC):
             fd, temp_path = tempfile.mkstemp(dir=self._temp_dir, prefix="c-")
             os.close(fd)
             try:
-                # copyfile uses copy_file_range / sendfile: the bytes never enter Python.
                 source_fd = os.open(source_path, os.O_RDONLY)
                 try:
                     stat = os.fstat(source_fd)
@@ -294,12 +297,14 @@ class DirectoryDataStore(DataStoreABC):
                     max_size = self._meta.max_item_size
                     if max_size is not None and stat.st_size > max_size:
                         raise ItemTooLargeError(f"more_than_{max_size}_bytes", key=key)
-                    with os.fdopen(os.dup(source_fd), "rb") as source, open(temp_path, "wb") as target:
-                        shutil.copyfileobj(source, target)
-                        target.flush()
+                    target_fd = os.open(temp_path, os.O_WRONLY)
+                    try:
+                        _copy_file(source_fd, target_fd, stat.st_size)
                         if self.fsync:
-                            os.fsync(target.fileno())
-                        stat = os.fstat(target.fileno())
+                            os.fsync(target_fd)
+                        stat = os.fstat(target_fd)
+                    finally:
+                        os.close(target_fd)
                 finally:
                     os.close(source_fd)
                 item = DirectoryDataItem(self, key, self._path(key), stat, content_type, etag)
@@ -358,9 +363,26 @@ class DirectoryDataStore(DataStoreABC):
 
 
 def _is_regular(stat: os.stat_result) -> bool:
-    import stat as stat_module
-
     return stat_module.S_ISREG(stat.st_mode)
+
+
+def _copy_file(source_fd: int, target_fd: int, size: int) -> None:
+    """Copy in the kernel (copy_file_range, reflinks where the filesystem has them)."""
+    copied = 0
+    copy_file_range = getattr(os, "copy_file_range", None)
+    while copied < size and copy_file_range is not None:
+        try:
+            count = copy_file_range(source_fd, target_fd, size - copied, copied, copied)
+        except OSError:
+            break  # e.g. EXDEV on old kernels, or a filesystem without support
+        if count == 0:
+            break
+        copied += count
+    if copied < size:
+        os.lseek(source_fd, copied, os.SEEK_SET)
+        os.lseek(target_fd, copied, os.SEEK_SET)
+        with os.fdopen(os.dup(source_fd), "rb") as source, os.fdopen(os.dup(target_fd), "wb") as target:
+            shutil.copyfileobj(source, target, HASH_BUFFER_SIZE)
 
 
 def _unlink_quietly(path: str) -> None:

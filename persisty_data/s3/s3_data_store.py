@@ -775,7 +775,7 @@ def _build_client(
 
     options: Dict[str, Any] = dict(
         signature_version="s3v4",
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         # A custom endpoint (MinIO, moto, an IP address) rarely has per-bucket DNS names.
