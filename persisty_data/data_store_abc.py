@@ -101,9 +101,7 @@ def create_data_store_meta(
         action_factory=ActionFactory(),
         store_factory=_SameStoreFactory(store),
         max_item_size=max_item_size,
-        permitted_content_types=(
-            tuple(permitted_content_types) if permitted_content_types is not None else None
-        ),
+        permitted_content_types=(tuple(permitted_content_types) if permitted_content_types is not None else None),
     )
 
 
@@ -185,9 +183,7 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
         """How many items match search_filter."""
         return sum(1 for _ in self.search_all(search_filter))
 
-    def _iter_matches(
-        self, search_filter: SearchFilterABC, after: Optional[str]
-    ) -> Iterator[DataItemABC]:
+    def _iter_matches(self, search_filter: SearchFilterABC, after: Optional[str]) -> Iterator[DataItemABC]:
         exact_key = search.get_exact_key(search_filter)
         if exact_key is not None:
             item = self._read(exact_key) if self._is_valid_key(exact_key) else None
@@ -278,9 +274,7 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
         if source_store is self and source_key == key and content_type is None:
             return source_item
         meta = self.get_meta()
-        content_type = resolve_content_type(
-            key, content_type or source_item.content_type, meta.permitted_content_types
-        )
+        content_type = resolve_content_type(key, content_type or source_item.content_type, meta.permitted_content_types)
         copied = self._copy_native(source_store, source_item, key, content_type)
         if copied is not None:
             return copied
@@ -373,4 +367,3 @@ def _copy_stream(source: BinaryIO, writer: DataWriterABC, buffer_size: int) -> N
         if not count:
             return
         writer.write(view[:count])
-

@@ -76,9 +76,7 @@ class DataWriterABC(ABC):
             return 0
         if self.max_item_size is not None and self._size + length > self.max_item_size:
             self.abort()
-            raise ItemTooLargeError(
-                f"more_than_{self.max_item_size}_bytes", key=self.key
-            )
+            raise ItemTooLargeError(f"more_than_{self.max_item_size}_bytes", key=self.key)
         if length >= PARALLEL_HASH_MIN_BYTES:
             hashing = _get_hash_pool().submit(self._hash.update, view)
             try:
@@ -97,7 +95,7 @@ class DataWriterABC(ABC):
     def tell(self) -> int:
         return self._size
 
-    def flush(self) -> None:
+    def flush(self) -> None:  # noqa: B027 - a real method: nothing to flush before close
         """Nothing to do: content is only published by close()."""
 
     @property
@@ -191,4 +189,3 @@ class DataWriterABC(ABC):
     @abstractmethod
     def _abort(self) -> None:
         """Remove everything stored by _write_chunk. Must not raise for missing debris."""
-

@@ -89,9 +89,10 @@ def get_key_prefix(search_filter: SearchFilterABC) -> str:
     for f in conjuncts(search_filter):
         if isinstance(f, KeyPrefixFilter) and len(f.prefix) > len(prefix):
             prefix = f.prefix
-        elif isinstance(f, AttrFilter) and f.name == KEY and f.op == AttrFilterOp.eq:
-            if len(str(f.value)) > len(prefix):
-                prefix = str(f.value)
+        elif (
+            isinstance(f, AttrFilter) and f.name == KEY and f.op == AttrFilterOp.eq and len(str(f.value)) > len(prefix)
+        ):
+            prefix = str(f.value)
     return prefix
 
 
@@ -154,9 +155,7 @@ def check_limit(limit: Optional[int], batch_size: int) -> int:
     return limit
 
 
-def page_by_key(
-    items: Iterator[DataItemABC], limit: int
-) -> ResultSet[DataItemABC]:
+def page_by_key(items: Iterator[DataItemABC], limit: int) -> ResultSet[DataItemABC]:
     """A page from items in ascending key order; the page key names the last key returned."""
     page = list(islice(items, limit + 1))
     next_page_key = None
@@ -182,4 +181,3 @@ def get_page_position(page_key: Optional[str]) -> Tuple[Optional[str], int]:
     if (after is not None and not isinstance(after, str)) or not isinstance(offset, int) or offset < 0:
         raise InvalidSearchError("invalid_page_key")
     return after, offset
-

@@ -64,9 +64,7 @@ class ChunkBackend(Backend):
 
     def debris(self, store):
         referenced = {row.upload_id for row in store.item_store.search_all()}
-        return sorted(
-            {c.upload_id for c in store.chunk_store.search_all() if c.upload_id not in referenced}
-        )
+        return sorted({c.upload_id for c in store.chunk_store.search_all() if c.upload_id not in referenced})
 
 
 class ChunkMemBackend(ChunkBackend):

@@ -170,7 +170,9 @@ class TestInternals:
 
 class TestStorageErrors:
     def test_unreachable_postgres_is_storage_unavailable(self):
-        factory = SqlStoreFactory("postgresql://postgres@127.0.0.1:1/test", engine_kwargs={"connect_args": {"connect_timeout": 2}})
+        factory = SqlStoreFactory(
+            "postgresql://postgres@127.0.0.1:1/test", engine_kwargs={"connect_args": {"connect_timeout": 2}}
+        )
         with pytest.raises(StorageUnavailableError):
             ChunkDataStore("unreachable", factory)
 

@@ -100,7 +100,9 @@ class TestSidecars:
             store.write_bytes(f"many/{index}", b"x")
         calls = []
         original = DirectoryDataStore._read_sidecar
-        monkeypatch.setattr(DirectoryDataStore, "_read_sidecar", lambda self, key: calls.append(key) or original(self, key))
+        monkeypatch.setattr(
+            DirectoryDataStore, "_read_sidecar", lambda self, key: calls.append(key) or original(self, key)
+        )
         result = store.search(AttrFilter("size", AttrFilterOp.eq, 1))
         assert len(result.results) == 20
         assert calls == []
@@ -210,7 +212,9 @@ class TestListingCost:
         store.write_bytes("photos/2025/c.jpg", b"c")
         scanned = []
         original = os.scandir
-        monkeypatch.setattr(os, "scandir", lambda path=".": scanned.append(os.path.relpath(path, root)) or original(path))
+        monkeypatch.setattr(
+            os, "scandir", lambda path=".": scanned.append(os.path.relpath(path, root)) or original(path)
+        )
         keys = [i.key for i in store.search_all(AttrFilter("key", AttrFilterOp.startswith, "photos/2024/"))]
         assert keys == ["photos/2024/a.jpg", "photos/2024/b.jpg"]
         assert scanned == ["photos/2024"]
@@ -227,7 +231,9 @@ class TestListingCost:
         assert [i.key for i in first.results] == ["a/0", "a/1", "a/2", "b/0"]
         scanned = []
         original = os.scandir
-        monkeypatch.setattr(os, "scandir", lambda path=".": scanned.append(os.path.relpath(path, root)) or original(path))
+        monkeypatch.setattr(
+            os, "scandir", lambda path=".": scanned.append(os.path.relpath(path, root)) or original(path)
+        )
         second = store.search(page_key=first.next_page_key, limit=4)
         assert [i.key for i in second.results] == ["b/1", "b/2", "c/0", "c/1"]
         assert "a" not in scanned

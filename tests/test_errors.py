@@ -53,8 +53,14 @@ def _sqlalchemy_errors():
     from sqlalchemy import exc
 
     return [
-        (exc.OperationalError("SELECT 1", {}, psycopg2.OperationalError("connection refused")), errors.StorageUnavailableError),
-        (exc.OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked")), errors.StorageUnavailableError),
+        (
+            exc.OperationalError("SELECT 1", {}, psycopg2.OperationalError("connection refused")),
+            errors.StorageUnavailableError,
+        ),
+        (
+            exc.OperationalError("INSERT", {}, sqlite3.OperationalError("database is locked")),
+            errors.StorageUnavailableError,
+        ),
         (exc.InterfaceError("SELECT 1", {}, Exception("connection already closed")), errors.StorageUnavailableError),
         (exc.IntegrityError("INSERT", {}, Exception("duplicate key")), errors.StorageError),
         (exc.DataError("INSERT", {}, Exception("value too long")), errors.StorageError),

@@ -209,8 +209,7 @@ class ChunkDataStore(DataStoreABC):
         if after is not None:
             pushed = And((pushed, AttrFilter("item_key", AttrFilterOp.gt, after)))
         internal_order = SearchOrder(
-            tuple(SearchOrderAttr(ITEM_ATTR_NAMES[o.attr], o.desc) for o in orders)
-            + (SearchOrderAttr("item_key"),)
+            tuple(SearchOrderAttr(ITEM_ATTR_NAMES[o.attr], o.desc) for o in orders) + (SearchOrderAttr("item_key"),)
         )
         attrs = self._meta.attrs
         with map_store_errors(store_name=self.name):
@@ -372,8 +371,10 @@ def _push_down(search_filter: SearchFilterABC) -> Tuple[SearchFilterABC, bool]:
             # wildcard: a superset, refined in Python.
             pushed.append(AttrFilter("item_key", AttrFilterOp.startswith, f.prefix))
             exact = False
-        elif isinstance(f, AttrFilter) and f.name in ITEM_ATTR_NAMES and (
-            f.op in _EXACT_OPS or (f.op in _RANGE_OPS and f.name in ("size", "updated_at"))
+        elif (
+            isinstance(f, AttrFilter)
+            and f.name in ITEM_ATTR_NAMES
+            and (f.op in _EXACT_OPS or (f.op in _RANGE_OPS and f.name in ("size", "updated_at")))
         ):
             value = f.value
             if isinstance(value, datetime):

@@ -18,9 +18,7 @@ try:
     from sqlalchemy.engine import Engine
     from sqlalchemy.pool import QueuePool
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on installed extras
-    raise ModuleNotFoundError(
-        "SqlStoreFactory needs SQLAlchemy 1.4: pip install 'persisty-data[sql]'"
-    ) from exc
+    raise ModuleNotFoundError("SqlStoreFactory needs SQLAlchemy 1.4: pip install 'persisty-data[sql]'") from exc
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",  # readers do not block the writer

@@ -53,9 +53,7 @@ class DirectoryDataStore(DataStoreABC):
     ):
         self.name = name or os.path.basename(os.path.abspath(root)) or "data"
         self.fsync = fsync
-        self._meta = create_data_store_meta(
-            self.name, self, max_item_size, permitted_content_types, batch_size
-        )
+        self._meta = create_data_store_meta(self.name, self, max_item_size, permitted_content_types, batch_size)
         with map_os_errors(store_name=self.name):
             if create_root:
                 os.makedirs(root, exist_ok=True)
@@ -101,9 +99,7 @@ class DirectoryDataStore(DataStoreABC):
         while parent != self.root:
             if os.path.lexists(parent):
                 if not os.path.isdir(parent):
-                    raise KeyConflictError(
-                        "a_file_is_in_the_way", key=key, store_name=self.name
-                    )
+                    raise KeyConflictError("a_file_is_in_the_way", key=key, store_name=self.name)
                 break
             parent = os.path.dirname(parent)
         return path
@@ -125,7 +121,7 @@ class DirectoryDataStore(DataStoreABC):
                 return None
             item = DirectoryDataItem(self, key, path, stat)
             try:
-                item.etag  # load the sidecar now: a single read is worth a complete item
+                item._load_sidecar()  # a single read is worth a complete item
                 return item
             except ContentChangedError:
                 if attempt == 4:
@@ -146,9 +142,7 @@ class DirectoryDataStore(DataStoreABC):
             return self._walk(directory, directory_part + "/", name_prefix, after)
         return self._walk(self.root, "", name_prefix, after)
 
-    def _walk(
-        self, directory: str, key_prefix: str, name_prefix: str, after: Optional[str]
-    ) -> Iterator[DataItemABC]:
+    def _walk(self, directory: str, key_prefix: str, name_prefix: str, after: Optional[str]) -> Iterator[DataItemABC]:
         try:
             with os.scandir(directory) as scan:
                 entries = []

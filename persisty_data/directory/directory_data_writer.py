@@ -35,9 +35,7 @@ class DirectoryDataWriter(DataWriterABC):
                 os.fsync(self._file.fileno())
             stat = os.fstat(self._file.fileno())
             self._file.close()
-            item = DirectoryDataItem(
-                store, self.key, store._path(self.key), stat, self.content_type, etag
-            )
+            item = DirectoryDataItem(store, self.key, store._path(self.key), stat, self.content_type, etag)
             # The sidecar is written first: if we crash before the rename, its fingerprint
             # will not match the old file and the old file's etag is recomputed.
             store._write_sidecar(item)

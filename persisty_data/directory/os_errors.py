@@ -23,13 +23,9 @@ def map_os_errors(key: Optional[str] = None, store_name: Optional[str] = None) -
     try:
         yield
     except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
-        raise KeyConflictError(
-            "a_file_and_a_directory_cannot_share_a_path", key=key, store_name=store_name
-        ) from exc
+        raise KeyConflictError("a_file_and_a_directory_cannot_share_a_path", key=key, store_name=store_name) from exc
     except OSError as exc:
         if exc.errno in _UNAVAILABLE:
-            raise StorageUnavailableError(
-                exc.strerror or str(exc), key=key, store_name=store_name
-            ) from exc
+            raise StorageUnavailableError(exc.strerror or str(exc), key=key, store_name=store_name) from exc
         code = _CODES.get(exc.errno or 0, exc.strerror or type(exc).__name__)
         raise StorageError(code, key=key, store_name=store_name) from exc

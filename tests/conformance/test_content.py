@@ -106,9 +106,20 @@ class TestRanges:
         item = store.read("ranges.bin")
         size = len(data)
         cases = [
-            (0, 1), (0, b), (b - 1, 2), (b, b), (b + 1, 10), (b - 3, b + 6),
-            (2 * b - 1, b + 2), (size - 1, 10), (size, 5), (size + 10, 1), (5, 0),
-            (0, None), (b, None), (size - 3, None),
+            (0, 1),
+            (0, b),
+            (b - 1, 2),
+            (b, b),
+            (b + 1, 10),
+            (b - 3, b + 6),
+            (2 * b - 1, b + 2),
+            (size - 1, 10),
+            (size, 5),
+            (size + 10, 1),
+            (5, 0),
+            (0, None),
+            (b, None),
+            (size - 3, None),
         ]
         for offset, length in cases:
             expected = data[offset : None if length is None else offset + length]
@@ -192,7 +203,9 @@ class TestDelete:
         from persisty.batch_edit import BatchEdit
 
         source = store.write_bytes("src", b"data")
-        results = store.edit_batch([BatchEdit(create_item=source), BatchEdit(delete_key="../x"), BatchEdit(delete_key="src")])
+        results = store.edit_batch(
+            [BatchEdit(create_item=source), BatchEdit(delete_key="../x"), BatchEdit(delete_key="src")]
+        )
         assert [r.success for r in results] == [False, False, True]
         assert results[0].code == "unsupported_operation"
         assert results[1].code == "invalid_key"
