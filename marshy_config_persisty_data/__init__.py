@@ -72,7 +72,35 @@ class BytearrayMarshaller(MarshallerABC[bytearray]):
 def configure(context: MarshallerContext) -> None:
     context.register_marshaller(BytesMarshaller())
     context.register_marshaller(BytearrayMarshaller())
-    # Route factories (servey starlette routes for hosted upload / download) and store
-    # finders are registered here in later issues, each inside
-    # ``try: ... except ModuleNotFoundError: pass`` so that a base install (no starlette)
-    # still configures.
+    configure_finders(context)
+    configure_starlette(context)
+
+
+def configure_finders(context: MarshallerContext) -> None:
+    """Data store factories in <main>.data_store, and their servey actions."""
+    from marshy.factory.impl_marshaller_factory import register_impl
+    from servey.finder.action_finder_abc import ActionFinderABC
+
+    from persisty_data.factory.data_store_factory_finder_abc import DataStoreFactoryFinderABC
+    from persisty_data.factory.module_data_store_factory_finder import ModuleDataStoreFactoryFinder
+    from persisty_data.web.data_store_actions import DataStoreActionFinder
+
+    register_impl(DataStoreFactoryFinderABC, ModuleDataStoreFactoryFinder, context)
+    register_impl(ActionFinderABC, DataStoreActionFinder, context)
+
+
+def configure_starlette(context: MarshallerContext) -> None:
+    """Upload / download routes and error answers, when the server extra is installed."""
+    try:
+        from marshy.factory.impl_marshaller_factory import register_impl
+        from servey.servey_starlette.middleware.middleware_factory_abc import MiddlewareFactoryABC
+        from servey.servey_starlette.route_factory.route_factory_abc import RouteFactoryABC
+
+        from persisty_data.web.data_store_route_factory import DataStoreRouteFactory
+        from persisty_data.web.error_middleware import DataErrorMiddlewareFactory
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in ("starlette", "python_multipart", "multipart", "anyio"):
+            return  # a base install: no web server
+        raise
+    register_impl(RouteFactoryABC, DataStoreRouteFactory, context)
+    register_impl(MiddlewareFactoryABC, DataErrorMiddlewareFactory, context)

@@ -3,6 +3,7 @@
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import BinaryIO, Iterator, List, Optional, Tuple
 
 from persisty.attr.attr import Attr
@@ -54,13 +55,17 @@ def _attr(name: str, attr_type: AttrType, python_type: type) -> Attr:
     )
 
 
-DATA_ITEM_ATTRS = (
-    _attr("key", AttrType.STR, str),
-    _attr("size", AttrType.INT, int),
-    _attr("content_type", AttrType.STR, str),
-    _attr("etag", AttrType.STR, str),
-    _attr("updated_at", AttrType.DATETIME, datetime),
-)
+@cache
+def data_item_attrs() -> Tuple[Attr, ...]:
+    """The searchable item attrs. Built on first use: schemey must not be configured while
+    marshy loads its plugins (marshy_config_persisty_data imports this module)."""
+    return (
+        _attr("key", AttrType.STR, str),
+        _attr("size", AttrType.INT, int),
+        _attr("content_type", AttrType.STR, str),
+        _attr("etag", AttrType.STR, str),
+        _attr("updated_at", AttrType.DATETIME, datetime),
+    )
 
 
 @dataclass
@@ -94,7 +99,7 @@ def create_data_store_meta(
         raise ConfigurationError(f"max_item_size_invalid:{max_item_size!r}", store_name=name)
     return DataStoreMeta(
         name=name,
-        attrs=DATA_ITEM_ATTRS,
+        attrs=data_item_attrs(),
         key_config=AttrKeyConfig("key", AttrType.STR),
         store_access=DATA_STORE_ACCESS,
         batch_size=batch_size,

@@ -12,6 +12,7 @@ PersistyError (persisty.errors)
     ├── ItemTooLargeError        more bytes written than the store's max item size
     ├── ContentTypeNotPermittedError
     ├── UploadRejectedError      bad / expired signature or policy
+    │   └── MalformedUploadError the upload request itself is broken (not multipart...)
     ├── ContentChangedError      the item was replaced or deleted while being read
     ├── UnsupportedOperationError
     ├── ConfigurationError       a store or factory is misconfigured
@@ -79,6 +80,10 @@ class ContentTypeNotPermittedError(PersistyDataError):
 
 class UploadRejectedError(PersistyDataError):
     code = "upload_rejected"
+
+
+class MalformedUploadError(UploadRejectedError):
+    code = "malformed_upload"
 
 
 class ContentChangedError(PersistyDataError):

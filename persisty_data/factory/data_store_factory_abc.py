@@ -1,0 +1,140 @@
+"""DataStoreFactoryABC: one policy for direct use, upload forms and download URLs."""
+
+from abc import ABC, abstractmethod
+from datetime import datetime, timedelta, timezone
+from typing import Optional
+
+from persisty.search_filter.exclude_all import EXCLUDE_ALL
+from persisty.security.store_access import ALL_ACCESS, StoreAccess
+from servey.security.authorization import Authorization
+
+from persisty_data.data_item_abc import DataItemABC
+from persisty_data.data_store_abc import DataStoreABC
+from persisty_data.errors import ForbiddenError
+from persisty_data.factory.data_store_security_abc import DataStoreSecurityABC
+from persisty_data.factory.restrict_access_data_store import RestrictAccessDataStore
+from persisty_data.upload_form import UploadForm
+
+DEFAULT_UPLOAD_EXPIRY = timedelta(minutes=15)
+DEFAULT_DOWNLOAD_EXPIRY = timedelta(hours=1)
+MAX_EXPIRY = timedelta(days=7)  # SigV4's own limit for presigned requests
+
+# Served as attachments, never rendered inline: they can run script in the viewer's origin.
+ACTIVE_CONTENT_TYPES = frozenset(
+    {
+        "text/html",
+        "application/xhtml+xml",
+        "image/svg+xml",
+        "text/xml",
+        "application/xml",
+        "text/javascript",
+        "application/javascript",
+        "application/x-javascript",
+        "application/ecmascript",
+        "text/ecmascript",
+        "application/pdf",
+        "application/x-shockwave-flash",
+        "text/xsl",
+        "application/xslt+xml",
+        "multipart/x-mixed-replace",
+        "text/vtt",
+        "application/wasm",
+    }
+)
+
+
+def is_active_content(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in ACTIVE_CONTENT_TYPES or media.endswith("+xml")
+
+
+class DataStoreFactoryABC(ABC):
+    """
+    Makes a data store available to callers under one security policy. create() gives
+    the store as the caller may use it; get_upload_form() and get_download_url() hand out
+    signed forms and URLs, and only for what the caller could do directly: the same
+    policy decides all three.
+    """
+
+    name: str
+    security: DataStoreSecurityABC
+    upload_expiry: timedelta = DEFAULT_UPLOAD_EXPIRY
+    download_expiry: timedelta = DEFAULT_DOWNLOAD_EXPIRY
+
+    @abstractmethod
+    def get_store(self) -> DataStoreABC:
+        """The store with full access: for internal use only, never for callers."""
+
+    def get_access(self, authorization: Optional[Authorization]) -> StoreAccess:
+        return self.security.get_access(self.get_store().get_meta(), authorization)
+
+    def create(self, authorization: Optional[Authorization]) -> Optional[DataStoreABC]:
+        """The store as this caller may use it, or None if the caller may do nothing."""
+        store = self.get_store()
+        access = self.get_access(authorization)
+        if access == ALL_ACCESS:
+            return store
+        secured = RestrictAccessDataStore(store, access)
+        filters = (secured.access.read_filter, secured.access.create_filter, secured.access.update_filter)
+        if all(f is EXCLUDE_ALL for f in filters + (secured.access.delete_filter,)):
+            return None
+        return secured
+
+    def get_upload_form(
+        self,
+        key: str,
+        authorization: Optional[Authorization],
+        content_type: Optional[str] = None,
+        expire_in: Optional[timedelta] = None,
+    ) -> Optional[UploadForm]:
+        """
+        A form that uploads exactly key, with the content type given (else guessed from
+        the key), within the store's size limit, until it expires; None if the caller
+        may not upload key.
+
+        :raises InvalidKeyError: for an invalid key.
+        :raises ContentTypeNotPermittedError: if the store does not permit the type.
+        """
+        secured = self._secured(authorization)
+        if secured is None:
+            return None
+        try:
+            content_type = secured.check_writable(key, content_type)
+        except ForbiddenError:
+            return None
+        expire_at = _expire_at(expire_in or self.upload_expiry)
+        return self._create_upload_form(key, content_type, expire_at)
+
+    def get_download_url(
+        self,
+        key: str,
+        authorization: Optional[Authorization],
+        expire_in: Optional[timedelta] = None,
+    ) -> Optional[str]:
+        """A URL that downloads key until it expires; None if missing or not readable."""
+        store = self.create(authorization)
+        item = store.read(key) if store is not None else None
+        if item is None:
+            return None
+        return self._create_download_url(item, _expire_at(expire_in or self.download_expiry))
+
+    def _secured(self, authorization: Optional[Authorization]) -> Optional[RestrictAccessDataStore]:
+        store = self.create(authorization)
+        if store is None:
+            return None
+        if isinstance(store, RestrictAccessDataStore):
+            return store
+        return RestrictAccessDataStore(store, ALL_ACCESS)
+
+    @abstractmethod
+    def _create_upload_form(self, key: str, content_type: str, expire_at: datetime) -> UploadForm:
+        """A signed form for an upload the policy allows."""
+
+    @abstractmethod
+    def _create_download_url(self, item: DataItemABC, expire_at: datetime) -> str:
+        """A signed URL for an item the policy lets the caller read."""
+
+
+def _expire_at(expire_in: timedelta) -> datetime:
+    expire_in = min(expire_in, MAX_EXPIRY)
+    return (datetime.now(timezone.utc) + expire_in).replace(microsecond=0)

@@ -1,0 +1,263 @@
+"""Starlette routes for hosted factories: POST an upload form, GET / HEAD a download."""
+
+import re
+from datetime import datetime, timezone
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Dict, Iterable, Iterator, List, Optional
+from urllib.parse import quote, urlencode
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from persisty_data.data_item_abc import DataItemABC
+from persisty_data.errors import PersistyDataError
+from persisty_data.factory.data_store_factory_abc import is_active_content
+from persisty_data.factory.hosted_data_store_factory import HostedDataStoreFactory
+from persisty_data.keys import validate_key
+from persisty_data.web.error_responses import error_response, response_for
+from persisty_data.web.hosted_upload import HostedUpload
+
+FEED_BYTES = 256 * 1024  # request body gathered before a hop to a worker thread
+DOWNLOAD_CHUNK = 256 * 1024
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def item_metadata(item: DataItemABC) -> dict:
+    return {
+        "key": item.key,
+        "size": item.size,
+        "content_type": item.content_type,
+        "etag": item.etag,
+        "updated_at": item.updated_at.isoformat(),
+    }
+
+
+class DataStoreRoutes:
+    """
+    Routes for a set of hosted factories, all under one path prefix:
+
+    - ``POST {prefix}/{store}``: an upload form (see HostedUpload). Answers 201 with the
+      item's metadata as JSON, or as S3 does when the form carries success_action_status
+      (200 / 204, empty body) or success_action_redirect (303 to it, with bucket, key and
+      etag in the query).
+    - ``GET / HEAD {prefix}/{store}/{key}``: a download, by signed URL (expires and
+      signature in the query) or by the caller's own Bearer token. Single byte ranges,
+      ETag / If-None-Match, Last-Modified / If-Modified-Since; always nosniff; active
+      content (HTML, SVG, XML, JavaScript...) as an attachment.
+
+    Errors are JSON ``{"error_code", "error_msg"}`` with the status of
+    persisty_data.web.error_responses.
+    """
+
+    def __init__(self, factories: Iterable[HostedDataStoreFactory], authorizer=None):
+        self.factories: Dict[str, HostedDataStoreFactory] = {}
+        for factory in factories:
+            if factory.name in self.factories:
+                raise ValueError(f"duplicate_store_name:{factory.name}")
+            self.factories[factory.name] = factory
+        self._authorizer = authorizer
+
+    @property
+    def authorizer(self):
+        if self._authorizer is None:
+            from servey.security.authorizer.authorizer_factory_abc import get_default_authorizer
+
+            self._authorizer = get_default_authorizer()
+        return self._authorizer
+
+    def create_routes(self) -> List[Route]:
+        routes = []
+        for prefix in sorted({f.path_prefix for f in self.factories.values()}):
+            routes.append(Route(prefix + "/{store_name}", self.upload, methods=["POST"]))
+            routes.append(Route(prefix + "/{store_name}/{key:path}", self.download, methods=["GET", "HEAD"]))
+        return routes
+
+    def _factory(self, request: Request) -> Optional[HostedDataStoreFactory]:
+        factory = self.factories.get(request.path_params["store_name"])
+        if factory is None or not request.url.path.startswith(factory.path_prefix + "/"):
+            return None
+        return factory
+
+    # region: upload
+    async def upload(self, request: Request) -> Response:
+        factory = self._factory(request)
+        if factory is None:
+            return error_response(404, "store_not_found")
+        try:
+            upload = HostedUpload(factory, request.headers.get("content-type"))
+            await self._feed(upload, request)
+            item = await anyio.to_thread.run_sync(upload.finish)
+        except PersistyDataError as exc:
+            return response_for(exc)
+        return self._upload_response(factory, upload.fields, item)
+
+    @staticmethod
+    async def _feed(upload: HostedUpload, request: Request) -> None:
+        gathered: List[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                gathered.append(chunk)
+                size += len(chunk)
+                if size >= FEED_BYTES:
+                    data = b"".join(gathered)
+                    gathered.clear()
+                    size = 0
+                    await anyio.to_thread.run_sync(upload.feed, data)
+            if gathered:
+                await anyio.to_thread.run_sync(upload.feed, b"".join(gathered))
+        except BaseException:
+            await anyio.to_thread.run_sync(upload.abort)
+            raise
+
+    @staticmethod
+    def _upload_response(factory: HostedDataStoreFactory, fields: Dict[str, str], item: DataItemABC) -> Response:
+        redirect = fields.get("success_action_redirect") or fields.get("redirect")
+        if redirect:
+            query = urlencode({"bucket": factory.name, "key": item.key, "etag": f'"{item.etag}"'})
+            separator = "&" if "?" in redirect else "?"
+            return RedirectResponse(redirect + separator + query, status_code=303)
+        status = fields.get("success_action_status")
+        headers = {"ETag": f'"{item.etag}"', "X-Content-Type-Options": "nosniff"}
+        headers["Location"] = f"{factory.base_url}{factory.upload_path}/{quote(item.key, safe='/')}"
+        if status in ("200", "204"):
+            return Response(status_code=int(status), headers=headers)
+        return JSONResponse(item_metadata(item), status_code=201, headers=headers)
+
+    # endregion
+
+    # region: download
+    async def download(self, request: Request) -> Response:
+        factory = self._factory(request)
+        if factory is None:
+            return error_response(404, "store_not_found")
+        try:
+            key = validate_key(request.path_params["key"])
+            item = await anyio.to_thread.run_sync(self._authorized_item, factory, request, key)
+            if item is None:
+                return error_response(404, "not_found", f"not_found: {key}")
+            return await self._item_response(request, item)
+        except PersistyDataError as exc:
+            return response_for(exc)
+        except _AuthError as exc:
+            return error_response(exc.status, exc.code)
+
+    def _authorized_item(self, factory: HostedDataStoreFactory, request: Request, key: str) -> Optional[DataItemABC]:
+        query = request.query_params
+        if "signature" in query or "expires" in query:
+            if not factory.verify_download(key, query.get("expires", ""), query.get("signature", "")):
+                raise _AuthError(403, "bad_or_expired_signature")
+            return factory.get_store().read(key)
+        authorization = self._authorization(request)
+        store = factory.create(authorization)
+        if store is None and authorization is None:
+            raise _AuthError(401, "unauthorized")
+        if store is None:
+            raise _AuthError(403, "forbidden")
+        return store.read(key)
+
+    def _authorization(self, request: Request):
+        header = request.headers.get("authorization")
+        if not header:
+            return None
+        if not header.startswith("Bearer "):
+            raise _AuthError(401, "unsupported_authorization")
+        from servey.security.authorization import AuthorizationError
+
+        try:
+            return self.authorizer.authorize(header[7:])
+        except (AuthorizationError, ValueError, TypeError):
+            raise _AuthError(401, "invalid_token") from None
+
+    async def _item_response(self, request: Request, item: DataItemABC) -> Response:
+        etag = f'"{item.etag}"'
+        updated_at = item.updated_at.astimezone(timezone.utc).replace(microsecond=0)
+        headers = {
+            "ETag": etag,
+            "Last-Modified": format_datetime(updated_at, usegmt=True),
+            "Accept-Ranges": "bytes",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, max-age=0, must-revalidate",
+        }
+        if is_active_content(item.content_type):
+            filename = item.key.rsplit("/", 1)[-1]
+            headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
+            headers["Content-Security-Policy"] = "sandbox"
+        if _not_modified(request, item, etag, updated_at):
+            return Response(status_code=304, headers=headers)
+        start, end, status = 0, item.size, 200
+        byte_range = _parse_range(request.headers.get("range"), item.size, request.headers.get("if-range"), etag)
+        if byte_range == "unsatisfiable":
+            return error_response(416, "range_not_satisfiable", headers={"Content-Range": f"bytes */{item.size}"})
+        if byte_range is not None:
+            start, end = byte_range
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{item.size}"
+        headers["Content-Length"] = str(end - start)
+        headers["Content-Type"] = item.content_type  # exactly as stored: no charset added
+        if request.method == "HEAD":
+            return Response(status_code=status, headers=headers)
+        reader = await anyio.to_thread.run_sync(item.get_data_reader, start, end - start)
+        return StreamingResponse(_read_chunks(reader), status_code=status, headers=headers)
+
+    # endregion
+
+
+class _AuthError(Exception):
+    def __init__(self, status: int, code: str):
+        super().__init__(code)
+        self.status = status
+        self.code = code
+
+
+def _read_chunks(reader) -> Iterator[bytes]:
+    """Sync iterator: starlette runs it in a worker thread, one chunk at a time."""
+    with reader:
+        while True:
+            chunk = reader.read(DOWNLOAD_CHUNK)
+            if not chunk:
+                return
+            yield chunk
+
+
+def _not_modified(request: Request, item: DataItemABC, etag: str, updated_at: datetime) -> bool:
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = [t.strip() for t in if_none_match.split(",")]
+        return "*" in tags or etag in tags or f"W/{etag}" in tags
+    if_modified_since = request.headers.get("if-modified-since")
+    if if_modified_since:
+        try:
+            since = parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError, IndexError):
+            return False
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+        return updated_at <= since
+    return False
+
+
+def _parse_range(header: Optional[str], size: int, if_range: Optional[str], etag: str):
+    """(start, end) for a single satisfiable range, 'unsatisfiable', or None for the whole."""
+    if not header or (if_range is not None and if_range.strip() != etag):
+        return None
+    match = _RANGE.match(header.strip().replace(" ", ""))
+    if not match:
+        return None  # multiple ranges or another unit: serve the whole content
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:
+        suffix = int(last)
+        if suffix == 0:
+            return "unsatisfiable"
+        return max(size - suffix, 0), size
+    start = int(first)
+    if start >= size:
+        return "unsatisfiable"
+    end = size if not last else min(int(last) + 1, size)
+    if end <= start:
+        return None  # last < first: invalid, ignore the header (RFC 9110)
+    return start, end
