@@ -101,3 +101,8 @@ BACKENDS: Dict[str, Callable[[], Backend]] = {
     "chunk_sqlite": ChunkSqliteBackend,
     "chunk_postgres": ChunkPostgresBackend,
 }
+
+# S3 on moto, in-process and as a server over HTTP (tests/s3_backends.py).
+from tests.s3_backends import S3_BACKENDS  # noqa: E402
+
+BACKENDS.update(S3_BACKENDS)

@@ -8,21 +8,32 @@ Design notes (the choices S3 forces, and why):
   not items: they are skipped by listings and unreachable by key.
 
 - etag: the SHA-256 hex of the content, as on every backend, kept in the object's
-  metadata (``x-amz-meta-sha256``). A single PutObject carries it directly, plus
-  ChecksumSHA256 so S3 verifies the bytes. A multipart upload must fix its metadata at
-  CreateMultipartUpload, before the content (and so its hash) is known. After
-  CompleteMultipartUpload has published the object in one step, the store copies it
-  onto itself server side (CopyObject with MetadataDirective=REPLACE, or UploadPartCopy
-  above copy_part_size) adding the hash. No byte passes through the client, but S3 does
-  copy the object once more, and in a versioned bucket the intermediate version is
-  deleted afterwards (best effort: needs s3:DeleteObjectVersion). Readers between the
-  two steps, and objects written by other tools, have no sha256 metadata: their etag is
-  computed when first used by streaming the object once, cached in the process, and
-  saved back with the same in-place copy (save_computed_etags=True; skipped in versioned
-  buckets, where it would add a version). The alternatives were worse: a temporary key
-  plus a copy costs the same copy, leaves debris objects when a process dies and shows
-  up in listings; object tags are mutable without a copy but need an extra request to
-  read; S3's own full-object checksums exist only for CRC algorithms.
+  metadata (``x-amz-meta-sha256``) and reported as the item's etag. A single PutObject
+  carries it directly, plus ChecksumSHA256 so S3 verifies the bytes. A multipart upload
+  must fix its metadata at CreateMultipartUpload, before the content (and so its hash)
+  is known. So content larger than one part is uploaded (each part with its
+  ChecksumSHA256) under a unique temporary key in ``<prefix>.persisty_data/uploads/``,
+  completed, and published with one server-side copy (CopyObject, MetadataDirective
+  REPLACE with the content type and the hash; UploadPartCopy above copy_part_size); the
+  temporary object (its version, in a versioned bucket) is then deleted. Trade-offs:
+  S3 copies a large object once more (server side: no byte passes through the client,
+  memory stays one part), and a process that dies between completion and deletion
+  leaves a temporary object (remove_stale_uploads() or a lifecycle rule collects them,
+  as for incomplete multipart uploads). In exchange the item's key changes exactly
+  once, from the old object to the complete new one with all its metadata: no window
+  without the hash, no intermediate version, and no dependence on
+  x-amz-copy-source-if-match, which moto ignores. (Completing under the final key and
+  copying it onto itself costs the same copy, adds a second visible version, and under
+  concurrent writers can label one writer's bytes with another's hash; object tags are
+  mutable without a copy but need another request to read; S3's full-object checksums
+  exist only for CRC algorithms.) Where S3 reports the checksum of a copy, it is checked
+  against the hash.
+
+  Objects written by other tools have no sha256 metadata: their etag is computed when
+  first used by streaming the object once (with If-Match), cached in the process, and
+  saved back with an in-place copy that keeps their content type, metadata, caching and
+  encryption headers and storage class (save_computed_etags=True; skipped in versioned
+  buckets, where it would add a version). The saved copy bumps LastModified.
 
 - Listing: ListObjectsV2 returns key, size, LastModified and S3's ETag, not the content
   type or our sha256. Items from a listing load both with one HEAD, only when one of
@@ -51,13 +62,15 @@ Design notes (the choices S3 forces, and why):
 - Errors: see s3_errors.map_s3_errors. A missing bucket is a ConfigurationError.
 """
 
+import base64
 import hashlib
 import logging
 import math
 import re
 import threading
+import uuid
 from collections import OrderedDict
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from botocore.exceptions import ClientError
@@ -84,10 +97,10 @@ from persisty_data.errors import (
     PersistyDataError,
     StorageError,
 )
-from persisty_data.keys import MAX_KEY_BYTES, is_valid_key, validate_key
+from persisty_data.keys import MAX_KEY_BYTES, RESERVED_SEGMENT, is_valid_key, validate_key
 from persisty_data.readers import IterReader, buffered
 from persisty_data.s3.s3_data_item import S3DataItem
-from persisty_data.s3.s3_data_writer import MAX_PART_SIZE, MAX_PARTS, S3DataWriter, sha256_b64
+from persisty_data.s3.s3_data_writer import MAX_PART_SIZE, MAX_PARTS, S3DataWriter
 from persisty_data.s3.s3_errors import (
     FORBIDDEN_CODES,
     MISSING_BUCKET_CODES,
@@ -111,6 +124,9 @@ READ_CHUNK_SIZE = 256 * 1024
 HASH_BUFFER_SIZE = 1024 * 1024
 DELETE_ATTEMPTS = 5
 SHA256_CACHE_SIZE = 4096
+RELABEL_ATTEMPTS = 3
+# Multipart uploads go to a unique key here first; no item key can start with it.
+TEMP_FOLDER = f"{RESERVED_SEGMENT}/uploads/"
 _LAZY_ATTRS = frozenset({"content_type", "etag"})
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # Headers an in-place copy with MetadataDirective=REPLACE would otherwise drop or reset.
@@ -123,6 +139,7 @@ _PRESERVED_ON_COPY = (
     "WebsiteRedirectLocation",
     "ServerSideEncryption",
     "SSEKMSKeyId",
+    "StorageClass",
 )
 
 
@@ -182,14 +199,10 @@ class S3DataStore(DataStoreABC):
         self.copy_part_size = copy_part_size
         self.send_checksums = send_checksums
         self.save_computed_etags = save_computed_etags
-        self._meta = create_data_store_meta(
-            self.name, self, max_item_size, permitted_content_types, batch_size
-        )
+        self._meta = create_data_store_meta(self.name, self, max_item_size, permitted_content_types, batch_size)
         if client is not None:
             if session is not None or endpoint_url is not None or region_name is not None:
-                raise ConfigurationError(
-                    "pass_a_client_or_client_settings_not_both", store_name=self.name
-                )
+                raise ConfigurationError("pass_a_client_or_client_settings_not_both", store_name=self.name)
             self._client = client
         else:
             self._client = _build_client(
@@ -205,7 +218,7 @@ class S3DataStore(DataStoreABC):
             )
         self._conditional_deletes = True
         self._bucket_checked = False
-        self._sha256_cache: "OrderedDict[Tuple[str, str], str]" = OrderedDict()
+        self._sha256_cache: OrderedDict[Tuple[str, str], str] = OrderedDict()
         self._sha256_lock = threading.Lock()
 
     def get_meta(self) -> DataStoreMeta:
@@ -220,9 +233,7 @@ class S3DataStore(DataStoreABC):
     def _s3_key(self, key: str) -> str:
         s3_key = self.prefix + key
         if len(s3_key.encode("utf-8")) > S3_MAX_KEY_BYTES:
-            raise InvalidKeyError(
-                f"longer_than_{S3_MAX_KEY_BYTES}_bytes_with_prefix", key=key, store_name=self.name
-            )
+            raise InvalidKeyError(f"longer_than_{S3_MAX_KEY_BYTES}_bytes_with_prefix", key=key, store_name=self.name)
         return s3_key
 
     def _key_from_s3(self, s3_key: str) -> Optional[str]:
@@ -244,7 +255,7 @@ class S3DataStore(DataStoreABC):
         params: Dict[str, Any] = dict(Bucket=bucket or self.bucket, Key=s3_key)
         if if_match is not None:
             params["IfMatch"] = if_match
-        with self._errors(s3_key[len(self.prefix) :]):
+        with map_s3_errors(s3_key[len(self.prefix) :], self.name, params["Bucket"]):
             try:
                 return self._client.head_object(**params)  # type: ignore[no-any-return]
             except ClientError as exc:
@@ -266,9 +277,7 @@ class S3DataStore(DataStoreABC):
             except ClientError as exc:
                 code = error_code(exc)
                 if code in NOT_FOUND_CODES | MISSING_BUCKET_CODES:
-                    raise ConfigurationError(
-                        f"bucket_not_found:{self.bucket}", store_name=self.name
-                    ) from exc
+                    raise ConfigurationError(f"bucket_not_found:{self.bucket}", store_name=self.name) from exc
                 if code not in FORBIDDEN_CODES:
                     raise
                 # s3:ListBucket not granted: the bucket cannot be checked this way.
@@ -297,7 +306,9 @@ class S3DataStore(DataStoreABC):
         if key is None:
             return None
         item = S3DataItem(self, key, int(obj["Size"]), _utc_seconds(obj["LastModified"]), obj["ETag"])
-        item._etag = self._cached_sha256(item)
+        cached = self._cached_sha256(item)
+        if cached is not None:
+            item._etag = cached
         return item
 
     def _read(self, key: str) -> Optional[S3DataItem]:
@@ -345,23 +356,16 @@ class S3DataStore(DataStoreABC):
 
     def _save_sha256(self, item: S3DataItem, head: Dict[str, Any], sha256: str) -> None:
         s3_key = self._s3_key(item.key)
+        content_type = head.get("ContentType") or item.content_type
         metadata = dict(head.get("Metadata") or {})
-        metadata[self.SHA256_METADATA] = sha256
         extra = {name: head[name] for name in _PRESERVED_ON_COPY if head.get(name)}
-        if head.get("StorageClass"):
-            extra["StorageClass"] = head["StorageClass"]
         try:
-            s3_etag, _ = self._server_copy(
-                self.bucket,
-                s3_key,
-                item.s3_etag,
-                item.size,
-                s3_key,
-                head.get("ContentType") or item.content_type,
-                sha256,
-                metadata=metadata,
-                extra=extra,
+            s3_etag, _, copied = self._server_copy(
+                self.bucket, s3_key, item.s3_etag, item.size, s3_key, content_type, sha256, metadata, extra
             )
+            if copied is not None and copied != sha256:
+                self._relabel(s3_key, content_type, copied, metadata)
+                return
         except PersistyDataError as exc:
             # The hash is still right for this item; only the saving failed.
             logger.info("could not save the sha256 of %r: %s", item.key, exc)
@@ -448,9 +452,7 @@ class S3DataStore(DataStoreABC):
         prepared = search.prepare_filter(search_filter, self._meta.attrs)
         return sum(1 for _ in self._query(prepared, None, False))
 
-    def _query(
-        self, search_filter: SearchFilterABC, after: Optional[str], preload: bool
-    ) -> Iterator[S3DataItem]:
+    def _query(self, search_filter: SearchFilterABC, after: Optional[str], preload: bool) -> Iterator[S3DataItem]:
         """Items matching search_filter in key order, after `after`."""
         attrs = self._meta.attrs
         if search_filter is EXCLUDE_ALL:
@@ -464,7 +466,12 @@ class S3DataStore(DataStoreABC):
         items = self._iter_listing(search.get_key_prefix(search_filter), after)
         needs_head = preload or _uses_lazy_attrs(search_filter)
         prefix_only = _is_key_prefix_only(search_filter)
+        # Conjuncts the listing can decide (key, size, updated_at) go first: only the
+        # objects that pass them cost a HEAD.
+        cheap = [f for f in search.conjuncts(search_filter) if not _uses_lazy_attrs(f)] if needs_head else []
         for item in items:
+            if cheap and not all(f.match(item, attrs) for f in cheap):
+                continue
             if needs_head:
                 fresh = self._refresh(item)
                 if fresh is None:
@@ -486,9 +493,7 @@ class S3DataStore(DataStoreABC):
     def _is_addressable(self, key: str) -> bool:
         return is_valid_key(key) and len((self.prefix + key).encode("utf-8")) <= S3_MAX_KEY_BYTES
 
-    def _list_objects(
-        self, prefix: str, after: Optional[str], max_keys: int, token: Optional[str]
-    ) -> Dict[str, Any]:
+    def _list_objects(self, prefix: str, after: Optional[str], max_keys: int, token: Optional[str]) -> Dict[str, Any]:
         params: Dict[str, Any] = dict(Bucket=self.bucket, Prefix=self.prefix + prefix, MaxKeys=max_keys)
         if token:
             params["ContinuationToken"] = token
@@ -538,6 +543,9 @@ class S3DataStore(DataStoreABC):
     def _create_writer(self, key: str, content_type: str) -> S3DataWriter:
         return S3DataWriter(self, key, content_type)
 
+    def _new_temp_key(self) -> str:
+        return f"{self.prefix}{TEMP_FOLDER}{uuid.uuid4().hex}"
+
     def _published_item(
         self,
         key: str,
@@ -557,57 +565,23 @@ class S3DataStore(DataStoreABC):
             now = datetime.now(timezone.utc).replace(microsecond=0)
             return S3DataItem(self, key, size, now, s3_etag, version_id, content_type, etag)
         return S3DataItem(
-            self,
-            key,
-            size,
-            _utc_seconds(head["LastModified"]),
-            head["ETag"],
-            _version_id(head),
-            content_type,
-            etag,
+            self, key, size, _utc_seconds(head["LastModified"]), head["ETag"], _version_id(head), content_type, etag
         )
 
-    def _written_item(
-        self, key: str, size: int, content_type: str, etag: str, response: Dict[str, Any]
-    ) -> S3DataItem:
-        return self._published_item(
-            key, size, content_type, etag, response["ETag"], _version_id(response)
+    def _written_item(self, key: str, size: int, content_type: str, etag: str, response: Dict[str, Any]) -> S3DataItem:
+        return self._published_item(key, size, content_type, etag, response["ETag"], _version_id(response))
+
+    def _publish_copy(
+        self, temp_key: str, temp_s3_etag: str, size: int, s3_key: str, content_type: str, sha256: str
+    ) -> Tuple[str, Optional[str]]:
+        """Publish a completed temporary upload under s3_key, with its type and hash."""
+        s3_etag, version_id, copied_sha256 = self._server_copy(
+            self.bucket, temp_key, temp_s3_etag, size, s3_key, content_type, sha256
         )
-
-    def _add_sha256_metadata(
-        self,
-        key: str,
-        size: int,
-        content_type: str,
-        etag: str,
-        s3_etag: str,
-        version_id: Optional[str],
-    ) -> S3DataItem:
-        """After a multipart upload: copy the object onto itself with x-amz-meta-sha256."""
-        s3_key = self._s3_key(key)
-        try:
-            new_s3_etag, new_version_id = self._server_copy(
-                self.bucket, s3_key, s3_etag, size, s3_key, content_type, etag
-            )
-        except ContentChangedError:
-            # Someone replaced the object since we completed it: ours is already history.
-            return self._published_item(key, size, content_type, etag, s3_etag, version_id)
-        except PersistyDataError as exc:
-            if "checksum_mismatch" in str(exc):
-                raise
-            # The content is published; only the metadata is missing. Readers compute it.
-            logger.warning("could not add sha256 metadata to %r: %s", key, exc)
-            return self._published_item(key, size, content_type, etag, s3_etag, version_id)
-        if version_id and new_version_id and new_version_id != version_id:
-            self._delete_version_quietly(s3_key, version_id)
-        return self._published_item(key, size, content_type, etag, new_s3_etag, new_version_id)
-
-    def _delete_version_quietly(self, s3_key: str, version_id: str) -> None:
-        try:
-            with self._errors(s3_key):
-                self._client.delete_object(Bucket=self.bucket, Key=s3_key, VersionId=version_id)
-        except PersistyDataError as exc:
-            logger.info("could not delete intermediate version %s of %r: %s", version_id, s3_key, exc)
+        if copied_sha256 is not None and copied_sha256 != sha256:
+            # Nobody else writes a temporary key: S3 stored other bytes than we sent.
+            raise StorageError("checksum_mismatch_after_copy", key=s3_key[len(self.prefix) :], store_name=self.name)
+        return s3_etag, version_id
 
     def _server_copy(
         self,
@@ -620,10 +594,11 @@ class S3DataStore(DataStoreABC):
         sha256: str,
         metadata: Optional[Dict[str, str]] = None,
         extra: Optional[Dict[str, Any]] = None,
-    ) -> Tuple[str, Optional[str]]:
+    ) -> Tuple[str, Optional[str], Optional[str]]:
         """
-        Copy exactly the source version named by its S3 ETag to s3_key in this bucket,
-        replacing the metadata. Returns the new (S3 ETag, version id).
+        Copy the source version named by its S3 ETag to s3_key in this bucket with a new
+        content type and x-amz-meta-sha256. Returns (S3 ETag, version id, SHA-256 hex of
+        the bytes S3 copied, when S3 reports it: one CopyObject with ChecksumAlgorithm).
         :raises ContentChangedError: if the source changed or vanished.
         """
         copy_source = {"Bucket": source_bucket, "Key": source_s3_key}
@@ -631,7 +606,7 @@ class S3DataStore(DataStoreABC):
             Bucket=self.bucket,
             Key=s3_key,
             ContentType=content_type,
-            Metadata=metadata or {self.SHA256_METADATA: sha256},
+            Metadata={**(metadata or {}), self.SHA256_METADATA: sha256},
             **(extra or {}),
         )
         key = s3_key[len(self.prefix) :]
@@ -640,17 +615,12 @@ class S3DataStore(DataStoreABC):
                 params["ChecksumAlgorithm"] = "SHA256"
             with self._errors(key):
                 response = self._client.copy_object(
-                    CopySource=copy_source,
-                    CopySourceIfMatch=source_s3_etag,
-                    MetadataDirective="REPLACE",
-                    **params,
+                    CopySource=copy_source, CopySourceIfMatch=source_s3_etag, MetadataDirective="REPLACE", **params
                 )
             result = response.get("CopyObjectResult") or {}
             checksum = result.get("ChecksumSHA256")
-            if checksum and "-" not in checksum and checksum != sha256_b64(bytes.fromhex(sha256)):
-                # S3 hashed the bytes it copied: they are not the content we think they are.
-                raise StorageError("checksum_mismatch_after_copy", key=key, store_name=self.name)
-            return result["ETag"], _version_id(response)
+            copied = base64.b64decode(checksum).hex() if checksum and "-" not in checksum else None
+            return result["ETag"], _version_id(response), copied
         with self._errors(key):
             upload_id = self._client.create_multipart_upload(**params)["UploadId"]
         try:
@@ -669,8 +639,8 @@ class S3DataStore(DataStoreABC):
                         CopySourceIfMatch=source_s3_etag,
                     )
                     parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
-            # moto ignores CopySourceIfMatch on UploadPartCopy (S3 honours it): check that
-            # every part came from the same version before publishing.
+            # moto ignores CopySourceIfMatch (S3 honours it): make sure every part came from
+            # the version we named before anything is published.
             if self._head(source_s3_key, if_match=source_s3_etag, bucket=source_bucket) is None:
                 raise ContentChangedError("item_deleted", key=key, store_name=self.name)
             with self._errors(key):
@@ -680,7 +650,25 @@ class S3DataStore(DataStoreABC):
         except BaseException:
             self._abort_upload_quietly(s3_key, upload_id)
             raise
-        return response["ETag"], _version_id(response)
+        return response["ETag"], _version_id(response), None
+
+    def _relabel(self, s3_key: str, content_type: str, sha256: str, metadata: Optional[Dict[str, str]] = None) -> None:
+        """
+        Fix x-amz-meta-sha256 after a CopyObject copied other bytes than the version it
+        named: an endpoint that ignores x-amz-copy-source-if-match (moto does; S3 does
+        not) lets a concurrent write slip in. S3's own checksum of the copy is the truth.
+        """
+        for _ in range(RELABEL_ATTEMPTS):
+            head = self._head(s3_key)
+            if head is None:
+                return
+            s3_etag, _, copied = self._server_copy(
+                self.bucket, s3_key, head["ETag"], int(head["ContentLength"]), s3_key, content_type, sha256, metadata
+            )
+            if copied is None or copied == sha256:
+                return
+            sha256 = copied
+        logger.warning("could not settle the sha256 metadata of %r", s3_key)
 
     def _abort_upload_quietly(self, s3_key: str, upload_id: str) -> None:
         try:
@@ -691,7 +679,18 @@ class S3DataStore(DataStoreABC):
                     if error_code(exc) not in NO_SUCH_UPLOAD_CODES | NOT_FOUND_CODES:
                         raise
         except PersistyDataError as exc:
-            logger.warning("could not abort multipart copy %s to %r: %s", upload_id, s3_key, exc)
+            logger.warning("could not abort multipart upload %s of %r: %s", upload_id, s3_key, exc)
+
+    def _delete_quietly(self, s3_key: str, version_id: Optional[str] = None) -> None:
+        """Delete an internal object (a version of it, so a versioned bucket keeps nothing)."""
+        params: Dict[str, Any] = dict(Bucket=self.bucket, Key=s3_key)
+        if version_id:
+            params["VersionId"] = version_id
+        try:
+            with self._errors(s3_key):
+                self._client.delete_object(**params)
+        except PersistyDataError as exc:
+            logger.warning("could not delete %r: %s (remove_stale_uploads() will)", s3_key, exc)
 
     def _copy_native(
         self,
@@ -708,13 +707,14 @@ class S3DataStore(DataStoreABC):
         if max_size is not None and source_item.size > max_size:
             raise ItemTooLargeError(f"more_than_{max_size}_bytes", key=key, store_name=self.name)
         sha256 = source_item.etag  # from metadata, or hashed once by the source store
+        s3_key = self._s3_key(key)
         try:
-            s3_etag, version_id = self._server_copy(
+            s3_etag, version_id, copied = self._server_copy(
                 source_store.bucket,
                 source_store._s3_key(source_item.key),
                 source_item.s3_etag,
                 source_item.size,
-                self._s3_key(key),
+                s3_key,
                 content_type,
                 sha256,
             )
@@ -722,11 +722,38 @@ class S3DataStore(DataStoreABC):
             if source_store._client is self._client:
                 raise
             return None  # these credentials cannot read the source: stream with each store's own
+        if copied is not None and copied != sha256:
+            self._relabel(s3_key, content_type, copied)
+            raise ContentChangedError("item_replaced", key=source_item.key, store_name=source_store.name)
         return self._published_item(key, source_item.size, content_type, sha256, s3_etag, version_id)
 
     def _shares_endpoint(self, other: "S3DataStore") -> bool:
         mine, theirs = self._client.meta, other._client.meta
         return bool(mine.endpoint_url == theirs.endpoint_url and mine.region_name == theirs.region_name)
+
+    def remove_stale_uploads(self, older_than: timedelta = timedelta(days=1)) -> int:
+        """
+        Abort multipart uploads and delete temporary upload objects under the store's
+        prefix older than older_than: what writers in a process that died left behind.
+        (A bucket lifecycle rule can do the same: AbortIncompleteMultipartUpload, and
+        Expiration on the .persisty_data/uploads/ prefix.) Returns how many it removed.
+        """
+        cutoff = datetime.now(timezone.utc) - older_than
+        removed = 0
+        with self._errors():
+            paginator = self._client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for upload in page.get("Uploads") or ():
+                    if upload["Initiated"] < cutoff:
+                        self._abort_upload_quietly(upload["Key"], upload["UploadId"])
+                        removed += 1
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + TEMP_FOLDER):
+                for obj in page.get("Contents") or ():
+                    if obj["LastModified"] < cutoff:
+                        self._delete_quietly(obj["Key"])
+                        removed += 1
+        return removed
 
     # endregion
 
@@ -788,9 +815,7 @@ def _build_client(
     with map_s3_errors(store_name=store_name):
         try:
             session = session or boto3.session.Session()
-            return session.client(
-                "s3", endpoint_url=endpoint_url, region_name=region_name, config=Config(**options)
-            )
+            return session.client("s3", endpoint_url=endpoint_url, region_name=region_name, config=Config(**options))
         except ValueError as exc:  # e.g. a malformed endpoint URL
             raise ConfigurationError(f"invalid_s3_client_settings:{exc}", store_name=store_name) from exc
 

@@ -34,14 +34,16 @@ class S3DataWriter(DataWriterABC):
     Buffers up to one part in a single bytearray. If the writer closes before the buffer
     overflows, the content goes up in one PutObject carrying the SHA-256 as both
     ``x-amz-meta-sha256`` (our etag) and ``ChecksumSHA256`` (S3 verifies the bytes).
-    Otherwise a multipart upload starts at the first byte past one part, each part goes up
-    as soon as it is full (with its own ChecksumSHA256), and close() completes the upload,
-    which publishes the whole object in one step. Any failure before that aborts the
-    upload, leaving the previous object untouched and no parts behind.
 
-    The SHA-256 of the whole content is only known at close(), after S3 has fixed the
-    multipart object's metadata, so the store then copies the object onto itself (server
-    side) to add ``x-amz-meta-sha256``; see S3DataStore for the trade-off.
+    Otherwise a multipart upload starts at the first byte past one part, under a unique
+    temporary key in the store's reserved ``.persisty_data/uploads/`` folder (no item key
+    can start with it). Each part goes up as soon as it is full, with its own
+    ChecksumSHA256. close() completes the upload, then one server-side copy publishes it
+    under the item's key with its content type and ``x-amz-meta-sha256`` (only known now),
+    and the temporary object is deleted. The item's key changes exactly once, from the old
+    object to the complete new one; any failure before that copy aborts the upload (or
+    deletes the temporary object) and leaves the old object untouched.
+    See S3DataStore for why.
     """
 
     def __init__(self, store: "S3DataStore", key: str, content_type: str):
@@ -54,6 +56,9 @@ class S3DataWriter(DataWriterABC):
         self._fill = 0
         self._upload_id: Optional[str] = None
         self._parts: List[Dict[str, Any]] = []
+        self._temp_key: Optional[str] = None
+        self._temp_version_id: Optional[str] = None
+        self._temp_exists = False
 
     def _write_chunk(self, data: Buffer) -> None:
         view = data if isinstance(data, memoryview) else memoryview(data)
@@ -72,9 +77,8 @@ class S3DataWriter(DataWriterABC):
         body = memoryview(self._part)[: self._fill]
         with map_s3_errors(self.key, store.name, store.bucket):
             if self._upload_id is None:
-                params: Dict[str, Any] = dict(
-                    Bucket=store.bucket, Key=self._s3_key, ContentType=self.content_type
-                )
+                self._temp_key = store._new_temp_key()
+                params: Dict[str, Any] = dict(Bucket=store.bucket, Key=self._temp_key, ContentType=self.content_type)
                 if store.send_checksums:
                     params["ChecksumAlgorithm"] = "SHA256"
                 self._upload_id = store._client.create_multipart_upload(**params)["UploadId"]
@@ -83,16 +87,14 @@ class S3DataWriter(DataWriterABC):
                 raise StorageError("more_than_10000_parts", key=self.key, store_name=store.name)
             params = dict(
                 Bucket=store.bucket,
-                Key=self._s3_key,
+                Key=self._temp_key,
                 UploadId=self._upload_id,
                 PartNumber=part_number,
                 Body=_PartBody(body),
             )
             part: Dict[str, Any] = {"PartNumber": part_number}
             if store.send_checksums:
-                params["ChecksumSHA256"] = part["ChecksumSHA256"] = sha256_b64(
-                    hashlib.sha256(body).digest()
-                )
+                params["ChecksumSHA256"] = part["ChecksumSHA256"] = sha256_b64(hashlib.sha256(body).digest())
             part["ETag"] = store._client.upload_part(**params)["ETag"]
         body.release()
         self._parts.append(part)
@@ -121,43 +123,54 @@ class S3DataWriter(DataWriterABC):
         del self._part[self._fill :]
         self._upload_part()
         self._release()
+        assert self._temp_key is not None
         with map_s3_errors(self.key, store.name, store.bucket):
             response = store._client.complete_multipart_upload(
                 Bucket=store.bucket,
-                Key=self._s3_key,
+                Key=self._temp_key,
                 UploadId=self._upload_id,
                 MultipartUpload={"Parts": self._parts},
             )
-        # Published: nothing is left to abort from here on.
-        self._upload_id = None
-        s3_etag = response.get("ETag")
-        if not s3_etag:
-            # S3 can report a failed completion inside a 200 response; botocore raises for
-            # that, so a missing ETag means the endpoint broke the protocol.
-            raise StorageError("complete_multipart_upload_without_etag", key=self.key)
-        return store._add_sha256_metadata(
-            self.key, size, self.content_type, etag, s3_etag, response.get("VersionId")
+            self._upload_id = None
+            self._temp_exists = True
+            self._temp_version_id = response.get("VersionId")
+            temp_s3_etag = response.get("ETag")
+            if not temp_s3_etag:
+                # botocore raises for an error S3 reports inside a 200 response; a missing
+                # ETag means the endpoint broke the protocol.
+                raise StorageError("complete_multipart_upload_without_etag", key=self.key, store_name=store.name)
+        s3_etag, version_id = store._publish_copy(
+            self._temp_key, temp_s3_etag, size, self._s3_key, self.content_type, etag
         )
+        self._delete_temp()
+        return store._published_item(self.key, size, self.content_type, etag, s3_etag, version_id)
 
     def _abort(self) -> None:
         self._release()
         upload_id, self._upload_id = self._upload_id, None
-        if upload_id is None:
-            return
         store = self._store
-        try:
-            with map_s3_errors(self.key, store.name, store.bucket):
-                try:
-                    store._client.abort_multipart_upload(
-                        Bucket=store.bucket, Key=self._s3_key, UploadId=upload_id
-                    )
-                except ClientError as exc:
-                    if error_code(exc) not in NO_SUCH_UPLOAD_CODES | NOT_FOUND_CODES:
-                        raise
-        except PersistyDataError as exc:
-            # Raising here would hide the error that caused the abort. A bucket lifecycle
-            # rule (AbortIncompleteMultipartUpload) collects what could not be aborted.
-            logger.warning("could not abort multipart upload %s of %r: %s", upload_id, self.key, exc)
+        if upload_id is not None:
+            try:
+                with map_s3_errors(self.key, store.name, store.bucket):
+                    try:
+                        store._client.abort_multipart_upload(
+                            Bucket=store.bucket, Key=self._temp_key, UploadId=upload_id
+                        )
+                    except ClientError as exc:
+                        if error_code(exc) not in NO_SUCH_UPLOAD_CODES | NOT_FOUND_CODES:
+                            raise
+            except PersistyDataError as exc:
+                # Raising here would hide the error that caused the abort. A bucket lifecycle
+                # rule or S3DataStore.remove_stale_uploads() collects what is left.
+                logger.warning("could not abort multipart upload %s of %r: %s", upload_id, self.key, exc)
+        self._delete_temp()
+
+    def _delete_temp(self) -> None:
+        """Delete the completed temporary object (its version, in a versioned bucket)."""
+        if not self._temp_exists or self._temp_key is None:
+            return
+        self._temp_exists = False
+        self._store._delete_quietly(self._temp_key, self._temp_version_id)
 
     def _release(self) -> None:
         self._part = bytearray()

@@ -3,39 +3,36 @@
 from contextlib import contextmanager
 from typing import Iterator, Optional, Type
 
-try:
-    from botocore.exceptions import (
-        BotoCoreError,
-        ChecksumError,
-        ClientError,
-        ConnectionError as BotoConnectionError,
-        CredentialRetrievalError,
-        DataNotFoundError,
-        FlexibleChecksumError,
-        HTTPClientError,
-        IncompleteReadError,
-        InvalidConfigError,
-        InvalidRegionError,
-        InvalidS3AddressingStyleError,
-        NoCredentialsError,
-        NoRegionError,
-        ParamValidationError,
-        PartialCredentialsError,
-        ProfileNotFound,
-        RefreshWithMFAUnsupportedError,
-        SSOError,
-        TokenRetrievalError,
-        UnknownEndpointError,
-        UnknownRegionError,
-        UnsupportedS3ArnError,
-        UnsupportedS3ConfigurationError,
-        UnsupportedSignatureVersionError,
-        ValidationError,
-    )
-except ModuleNotFoundError as exc:  # pragma: no cover - depends on the install
-    raise ModuleNotFoundError(
-        "persisty_data.s3 needs boto3: pip install 'persisty-data[s3]'", name=exc.name
-    ) from exc
+from botocore.exceptions import (
+    BotoCoreError,
+    ChecksumError,
+    ClientError,
+    CredentialRetrievalError,
+    DataNotFoundError,
+    FlexibleChecksumError,
+    HTTPClientError,
+    IncompleteReadError,
+    InvalidConfigError,
+    InvalidRegionError,
+    InvalidS3AddressingStyleError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ProfileNotFound,
+    RefreshWithMFAUnsupportedError,
+    SSOError,
+    TokenRetrievalError,
+    UnknownEndpointError,
+    UnknownRegionError,
+    UnsupportedS3ArnError,
+    UnsupportedS3ConfigurationError,
+    UnsupportedSignatureVersionError,
+    ValidationError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
 
 from persisty_data.errors import (
     ConfigurationError,
@@ -53,9 +50,7 @@ NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion"})
 PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
 NO_SUCH_UPLOAD_CODES = frozenset({"NoSuchUpload"})
 MISSING_BUCKET_CODES = frozenset({"NoSuchBucket"})
-FORBIDDEN_CODES = frozenset(
-    {"AccessDenied", "AccessDeniedException", "AllAccessDisabled", "403", "Forbidden"}
-)
+FORBIDDEN_CODES = frozenset({"AccessDenied", "AccessDeniedException", "AllAccessDisabled", "403", "Forbidden"})
 # The store's credentials, region or endpoint are wrong: retrying cannot help.
 CONFIGURATION_CODES = frozenset(
     {
@@ -100,9 +95,7 @@ UNAVAILABLE_CODES = frozenset(
         "429",
     }
 )
-CHECKSUM_CODES = frozenset(
-    {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidChecksum"}
-)
+CHECKSUM_CODES = frozenset({"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch", "InvalidChecksum"})
 
 _UNAVAILABLE_TYPES = (BotoConnectionError, HTTPClientError, IncompleteReadError)
 _CONFIGURATION_TYPES = (

@@ -1,0 +1,76 @@
+"""Forms and URLs signed by S3 itself (SigV4): clients upload and download directly."""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import List
+from urllib.parse import quote
+
+from persisty_data.data_item_abc import DataItemABC
+from persisty_data.factory.data_store_factory_abc import (
+    DEFAULT_DOWNLOAD_EXPIRY,
+    DEFAULT_UPLOAD_EXPIRY,
+    DataStoreFactoryABC,
+    is_active_content,
+)
+from persisty_data.factory.data_store_security_abc import DataStoreSecurityABC
+from persisty_data.factory.owned_data_store_security import OwnedDataStoreSecurity
+from persisty_data.s3.s3_data_store import S3DataStore
+from persisty_data.s3.s3_errors import map_s3_errors
+from persisty_data.upload_form import FormField, UploadForm
+
+S3_POST_MAX_BYTES = 5 * 1024**3  # S3 refuses POST uploads above 5 GB
+
+
+@dataclass
+class S3DataStoreFactory(DataStoreFactoryABC):
+    """
+    Upload forms are SigV4 presigned POSTs whose policy binds the exact object key, the
+    exact content type, a content-length-range up to the store's max item size (else S3's
+    5 GB POST limit) and an expiry. Download URLs are SigV4 presigned GETs; active content
+    (HTML, SVG, XML, JavaScript...) is served by S3 with Content-Disposition: attachment.
+
+    Objects uploaded through a form carry no sha256 metadata: the store computes their
+    etag on first use and saves it back (see S3DataStore).
+    """
+
+    store: S3DataStore
+    security: DataStoreSecurityABC = field(default_factory=OwnedDataStoreSecurity)
+    upload_expiry: timedelta = DEFAULT_UPLOAD_EXPIRY
+    download_expiry: timedelta = DEFAULT_DOWNLOAD_EXPIRY
+    name: str = ""
+
+    def __post_init__(self):
+        self.name = self.name or self.store.get_meta().name
+
+    def get_store(self) -> S3DataStore:
+        return self.store
+
+    def _create_upload_form(self, key: str, content_type: str, expire_at: datetime) -> UploadForm:
+        max_size = self.store.get_meta().max_item_size
+        max_size = S3_POST_MAX_BYTES if max_size is None else min(max_size, S3_POST_MAX_BYTES)
+        s3_key = self.store._s3_key(key)
+        conditions: List = [{"Content-Type": content_type}, ["content-length-range", 0, max_size]]
+        with map_s3_errors(key):
+            post = self.store.client.generate_presigned_post(
+                Bucket=self.store.bucket,
+                Key=s3_key,
+                Fields={"Content-Type": content_type},
+                Conditions=conditions,
+                ExpiresIn=_seconds_until(expire_at),
+            )
+        fields = [FormField(name, str(value)) for name, value in post["fields"].items()]
+        return UploadForm(url=post["url"], fields=fields, expire_at=expire_at)
+
+    def _create_download_url(self, item: DataItemABC, expire_at: datetime) -> str:
+        params = {"Bucket": self.store.bucket, "Key": self.store._s3_key(item.key)}
+        if is_active_content(item.content_type):
+            filename = quote(item.key.rsplit("/", 1)[-1], safe="")
+            params["ResponseContentDisposition"] = f"attachment; filename*=UTF-8''{filename}"
+        with map_s3_errors(item.key):
+            return self.store.client.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=_seconds_until(expire_at)
+            )
+
+
+def _seconds_until(expire_at: datetime) -> int:
+    return max(1, int((expire_at - datetime.now(timezone.utc)).total_seconds()))
