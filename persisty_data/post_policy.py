@@ -121,8 +121,11 @@ def validate_post_policy(
             violations.append(PolicyViolation("policy_expired"))
     except UploadRejectedError as exc:
         violations.append(PolicyViolation(exc.detail or exc.code))
-    values = {k.lower(): v for k, v in (implicit_fields or {}).items()}
-    values.update({k.lower(): v for k, v in fields.items()})
+    # Values from the URL (the bucket) win: a posted field cannot stand in for them.
+    implicit = {k.lower(): v for k, v in (implicit_fields or {}).items()}
+    posted = {k.lower(): v for k, v in fields.items()}
+    values = {**posted, **implicit}
+    mismatched = {name for name, value in implicit.items() if name in posted and posted[name] != value}
     covered = set()
     for operator, name, argument in _normalize(list(policy.get("conditions") or [])):
         if operator == "invalid":
@@ -137,12 +140,15 @@ def validate_post_policy(
             continue
         covered.add(name)
         value = values.get(name)
+        if name in mismatched:
+            continue  # reported once below
         if value is None:
             violations.append(PolicyViolation("missing_field", name))
         elif (operator == "eq" and value != argument) or (
             operator == "starts-with" and not value.startswith(str(argument))
         ):
             violations.append(PolicyViolation("field_mismatch", name))
+    violations.extend(PolicyViolation("field_mismatch", name) for name in sorted(mismatched))
     for name in fields:
         lowered = name.lower()
         if lowered in EXEMPT_FIELDS or lowered.startswith("x-ignore-") or lowered in covered:

@@ -2,7 +2,7 @@
 
 from abc import ABC, abstractmethod
 from datetime import datetime, timedelta, timezone
-from typing import Optional
+from typing import Dict, Optional
 
 from persisty.search_filter.exclude_all import EXCLUDE_ALL
 from persisty.security.store_access import ALL_ACCESS, StoreAccess
@@ -86,11 +86,15 @@ class DataStoreFactoryABC(ABC):
         authorization: Optional[Authorization],
         content_type: Optional[str] = None,
         expire_in: Optional[timedelta] = None,
+        success_action_status: Optional[int] = None,
+        success_action_redirect: Optional[str] = None,
     ) -> Optional[UploadForm]:
         """
         A form that uploads exactly key, with the content type given (else guessed from
         the key), within the store's size limit, until it expires; None if the caller
-        may not upload key.
+        may not upload key. success_action_status (200, 201 or 204) or
+        success_action_redirect (a URL the browser is sent to after the upload) are bound
+        into the form's policy, as on S3.
 
         :raises InvalidKeyError: for an invalid key.
         :raises ContentTypeNotPermittedError: if the store does not permit the type.
@@ -103,7 +107,14 @@ class DataStoreFactoryABC(ABC):
         except ForbiddenError:
             return None
         expire_at = _expire_at(expire_in or self.upload_expiry)
-        return self._create_upload_form(key, content_type, expire_at)
+        extra_fields: Dict[str, str] = {}
+        if success_action_status is not None:
+            if success_action_status not in (200, 201, 204):
+                raise ValueError(f"success_action_status_must_be_200_201_or_204:{success_action_status}")
+            extra_fields["success_action_status"] = str(success_action_status)
+        if success_action_redirect is not None:
+            extra_fields["success_action_redirect"] = success_action_redirect
+        return self._create_upload_form(key, content_type, expire_at, extra_fields)
 
     def get_download_url(
         self,
@@ -127,8 +138,10 @@ class DataStoreFactoryABC(ABC):
         return RestrictAccessDataStore(store, ALL_ACCESS)
 
     @abstractmethod
-    def _create_upload_form(self, key: str, content_type: str, expire_at: datetime) -> UploadForm:
-        """A signed form for an upload the policy allows."""
+    def _create_upload_form(
+        self, key: str, content_type: str, expire_at: datetime, extra_fields: Dict[str, str]
+    ) -> UploadForm:
+        """A signed form for an upload the policy allows; extra_fields are bound exactly."""
 
     @abstractmethod
     def _create_download_url(self, item: DataItemABC, expire_at: datetime) -> str:

@@ -3,7 +3,7 @@
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import List, Union
+from typing import Dict, List, Union
 from urllib.parse import quote, urlencode
 
 from persisty_data.data_item_abc import DataItemABC
@@ -16,7 +16,14 @@ from persisty_data.factory.data_store_factory_abc import (
 )
 from persisty_data.factory.data_store_security_abc import DataStoreSecurityABC
 from persisty_data.factory.owned_data_store_security import OwnedDataStoreSecurity
-from persisty_data.post_policy import POLICY_FIELD, SIGNATURE_FIELD, build_policy, encode_policy, sign
+from persisty_data.post_policy import (
+    POLICY_FIELD,
+    SIGNATURE_FIELD,
+    build_policy,
+    encode_policy,
+    sign,
+    verify_signature,
+)
 from persisty_data.upload_form import FormField, UploadForm
 
 MIN_SECRET_BYTES = 32
@@ -65,8 +72,11 @@ class HostedDataStoreFactory(DataStoreFactoryABC):
     def upload_path(self) -> str:
         return f"{self.path_prefix}/{self.name}"
 
-    def _create_upload_form(self, key: str, content_type: str, expire_at: datetime) -> UploadForm:
+    def _create_upload_form(
+        self, key: str, content_type: str, expire_at: datetime, extra_fields: Dict[str, str]
+    ) -> UploadForm:
         conditions: List = [{"bucket": self.name}, {"key": key}, {"Content-Type": content_type}]
+        conditions.extend({name: value} for name, value in extra_fields.items())
         max_item_size = self.store.get_meta().max_item_size
         if max_item_size is not None:
             conditions.append(["content-length-range", 0, max_item_size])
@@ -74,6 +84,7 @@ class HostedDataStoreFactory(DataStoreFactoryABC):
         fields = [
             FormField("key", key),
             FormField("Content-Type", content_type),
+            *(FormField(name, value) for name, value in extra_fields.items()),
             FormField(POLICY_FIELD, policy),
             FormField(SIGNATURE_FIELD, sign(self.secret, policy)),
         ]
@@ -87,8 +98,6 @@ class HostedDataStoreFactory(DataStoreFactoryABC):
 
     def verify_download(self, key: str, expires: str, signature: str) -> bool:
         """True if (expires, signature) is a live download signature for key."""
-        from persisty_data.post_policy import verify_signature
-
         try:
             expires_at = int(expires)
         except (TypeError, ValueError):

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import List
+from typing import Dict, List
 from urllib.parse import quote
 
 from persisty_data.data_item_abc import DataItemABC
@@ -45,16 +45,19 @@ class S3DataStoreFactory(DataStoreFactoryABC):
     def get_store(self) -> S3DataStore:
         return self.store
 
-    def _create_upload_form(self, key: str, content_type: str, expire_at: datetime) -> UploadForm:
+    def _create_upload_form(
+        self, key: str, content_type: str, expire_at: datetime, extra_fields: Dict[str, str]
+    ) -> UploadForm:
         max_size = self.store.get_meta().max_item_size
         max_size = S3_POST_MAX_BYTES if max_size is None else min(max_size, S3_POST_MAX_BYTES)
         s3_key = self.store._s3_key(key)
         conditions: List = [{"Content-Type": content_type}, ["content-length-range", 0, max_size]]
+        conditions.extend({name: value} for name, value in extra_fields.items())
         with map_s3_errors(key):
             post = self.store.client.generate_presigned_post(
                 Bucket=self.store.bucket,
                 Key=s3_key,
-                Fields={"Content-Type": content_type},
+                Fields={"Content-Type": content_type, **extra_fields},
                 Conditions=conditions,
                 ExpiresIn=_seconds_until(expire_at),
             )

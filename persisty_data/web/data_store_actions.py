@@ -10,7 +10,7 @@ from servey.finder.action_finder_abc import ActionFinderABC
 from servey.security.authorization import Authorization, AuthorizationError
 from servey.trigger.web_trigger import WebTrigger, WebTriggerMethod
 
-from persisty_data.errors import ForbiddenError
+from persisty_data.errors import ForbiddenError, InvalidSearchError
 from persisty_data.factory.data_store_factory_abc import DataStoreFactoryABC
 from persisty_data.factory.data_store_factory_finder_abc import find_data_store_factories
 from persisty_data.factory.restrict_access_data_store import RestrictAccessDataStore
@@ -60,9 +60,21 @@ def create_data_store_actions(factory: DataStoreFactoryABC) -> List[Action]:
     path = "/actions/" + factory.name.replace("_", "-")
 
     def upload_form(
-        key: str, content_type: Optional[str] = None, authorization: Optional[Authorization] = None
+        key: str,
+        content_type: Optional[str] = None,
+        success_action_status: Optional[int] = None,
+        success_action_redirect: Optional[str] = None,
+        authorization: Optional[Authorization] = None,
     ) -> UploadForm:
-        form = factory.get_upload_form(key, authorization, content_type)
+        if success_action_status not in (None, 200, 201, 204):
+            raise InvalidSearchError("success_action_status_must_be_200_201_or_204")
+        form = factory.get_upload_form(
+            key,
+            authorization,
+            content_type,
+            success_action_status=success_action_status,
+            success_action_redirect=success_action_redirect,
+        )
         if form is None:
             _refuse(authorization, "upload_forbidden", key)
         return form

@@ -7,7 +7,7 @@ from typing import Dict, Iterable, Iterator, List, Optional
 from urllib.parse import quote, urlencode
 
 import anyio
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -91,6 +91,8 @@ class DataStoreRoutes:
             item = await anyio.to_thread.run_sync(upload.finish)
         except PersistyDataError as exc:
             return response_for(exc)
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is listening; the upload was aborted
         return self._upload_response(factory, upload.fields, item)
 
     @staticmethod
@@ -118,7 +120,9 @@ class DataStoreRoutes:
         if redirect:
             query = urlencode({"bucket": factory.name, "key": item.key, "etag": f'"{item.etag}"'})
             separator = "&" if "?" in redirect else "?"
-            return RedirectResponse(redirect + separator + query, status_code=303)
+            return RedirectResponse(
+                redirect + separator + query, status_code=303, headers={"X-Content-Type-Options": "nosniff"}
+            )
         status = fields.get("success_action_status")
         headers = {"ETag": f'"{item.etag}"', "X-Content-Type-Options": "nosniff"}
         headers["Location"] = f"{factory.base_url}{factory.upload_path}/{quote(item.key, safe='/')}"

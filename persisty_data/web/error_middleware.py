@@ -7,7 +7,7 @@ from servey.servey_starlette.middleware.middleware_factory_abc import Middleware
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from persisty_data.errors import PersistyDataError
+from persisty_data.errors import ForbiddenError, PersistyDataError
 from persisty_data.web.error_responses import error_response, response_for
 
 
@@ -34,10 +34,12 @@ class DataErrorMiddleware:
         except (PersistyDataError, AuthorizationError) as exc:
             if started:
                 raise
-            if isinstance(exc, PersistyDataError):
-                response = response_for(exc)
-            else:
+            anonymous = not any(name == b"authorization" for name, _ in scope.get("headers") or ())
+            if isinstance(exc, AuthorizationError) or (anonymous and isinstance(exc, ForbiddenError)):
+                # A caller without credentials is asked for them, not told "never".
                 response = error_response(401, "unauthorized", str(exc) or "unauthorized")
+            else:
+                response = response_for(exc)
             await response(scope, receive, send)
 
 

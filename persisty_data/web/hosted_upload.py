@@ -2,6 +2,7 @@
 
 from typing import Dict, List, Optional, Tuple
 
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from persisty_data.data_item_abc import DataItemABC
@@ -74,7 +75,10 @@ class HostedUpload:
     # region: driving
     def feed(self, data: bytes) -> None:
         try:
-            self._parser.write(data)
+            try:
+                self._parser.write(data)
+            except MultipartParseError as exc:
+                raise MalformedUploadError(f"malformed_multipart: {exc}") from None
             if self._pending_bytes >= WRITE_BYTES:
                 self.write_pending()
         except BaseException:
@@ -95,7 +99,10 @@ class HostedUpload:
     def finish(self) -> DataItemABC:
         """Publish the file, once the whole body has been fed."""
         try:
-            self._parser.finalize()
+            try:
+                self._parser.finalize()
+            except MultipartParseError as exc:
+                raise MalformedUploadError(f"malformed_multipart: {exc}") from None
             if self._state == "fields" or self._writer is None:
                 raise MalformedUploadError("no_file_part")
             if self._state == "file":

@@ -1,0 +1,1 @@
+"""No custom actions: the data store actions come from persisty_data."""

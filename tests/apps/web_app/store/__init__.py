@@ -1,0 +1,1 @@
+"""persisty needs <main>.store to exist; this app keeps no structured records."""
