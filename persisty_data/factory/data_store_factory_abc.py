@@ -2,7 +2,7 @@
 
 from abc import ABC, abstractmethod
 from datetime import datetime, timedelta, timezone
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from persisty.search_filter.exclude_all import EXCLUDE_ALL
 from persisty.security.store_access import ALL_ACCESS, StoreAccess
@@ -11,6 +11,7 @@ from servey.security.authorization import Authorization
 from persisty_data.data_item_abc import DataItemABC
 from persisty_data.data_store_abc import DataStoreABC
 from persisty_data.errors import ForbiddenError
+from persisty_data.keys import is_valid_key
 from persisty_data.factory.data_store_security_abc import DataStoreSecurityABC
 from persisty_data.factory.restrict_access_data_store import RestrictAccessDataStore
 from persisty_data.upload_form import UploadForm
@@ -128,6 +129,31 @@ class DataStoreFactoryABC(ABC):
         if item is None:
             return None
         return self._create_download_url(item, _expire_at(expire_in or self.download_expiry))
+
+    def get_download_urls(
+        self,
+        keys: List[Optional[str]],
+        authorization: Optional[Authorization],
+        expire_in: Optional[timedelta] = None,
+    ) -> List[Optional[str]]:
+        """
+        get_download_url for many keys at once, reading metadata in batches: a URL per
+        key, None where the key is None, invalid, missing or not readable.
+        """
+        store = self.create(authorization)
+        urls: List[Optional[str]] = [None] * len(keys)
+        if store is None:
+            return urls
+        expire_at = _expire_at(expire_in or self.download_expiry)
+        wanted = [(i, k) for i, k in enumerate(keys) if isinstance(k, str) and is_valid_key(k)]
+        batch_size = store.get_meta().batch_size
+        for start in range(0, len(wanted), batch_size):
+            batch = wanted[start : start + batch_size]
+            items = store.read_batch([k for _, k in batch])
+            for (index, _), item in zip(batch, items):
+                if item is not None:
+                    urls[index] = self._create_download_url(item, expire_at)
+        return urls
 
     def _secured(self, authorization: Optional[Authorization]) -> Optional[RestrictAccessDataStore]:
         store = self.create(authorization)
