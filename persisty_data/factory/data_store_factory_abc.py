@@ -11,9 +11,9 @@ from servey.security.authorization import Authorization
 from persisty_data.data_item_abc import DataItemABC
 from persisty_data.data_store_abc import DataStoreABC
 from persisty_data.errors import ForbiddenError
-from persisty_data.keys import is_valid_key
 from persisty_data.factory.data_store_security_abc import DataStoreSecurityABC
 from persisty_data.factory.restrict_access_data_store import RestrictAccessDataStore
+from persisty_data.keys import is_valid_key
 from persisty_data.upload_form import UploadForm
 
 DEFAULT_UPLOAD_EXPIRY = timedelta(minutes=15)
