@@ -42,6 +42,7 @@ DEV = (
     + S3
     + [
         "moto[server,s3]>=5",
+        "awscli",  # interop tests read what the S3 store wrote with the AWS CLI
         "pytest>=7",
         "pytest-timeout",
         "httpx",

@@ -7,31 +7,15 @@ no item accounts for (temp files, orphan chunks, multipart uploads).
 import os
 import uuid
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict
 
 from persisty.impl.mem.mem_store_factory import MemStoreFactory
 
 from persisty_data.chunk.chunk_data_store import ChunkDataStore
 from persisty_data.chunk.sql_store_factory import SqlStoreFactory
-from persisty_data.data_store_abc import DataStoreABC
 from persisty_data.directory.directory_data_store import DirectoryDataStore
+from tests.backend_base import CHUNK_SIZE, Backend
 from tests.conftest import POSTGRES_URL
-
-CHUNK_SIZE = 1024
-
-
-class Backend:
-    """How to make one kind of store for the suite."""
-
-    name: str = ""
-    boundary: int = CHUNK_SIZE  # chunk / part size worth testing around
-
-    @contextmanager
-    def make(self, tmp_dir: str, **options) -> Iterator[DataStoreABC]:
-        raise NotImplementedError()
-
-    def debris(self, store: DataStoreABC) -> List[str]:
-        return []
 
 
 class DirectoryBackend(Backend):

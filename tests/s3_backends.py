@@ -19,7 +19,7 @@ from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
 
 from persisty_data.s3.s3_data_store import MIN_PART_SIZE, TEMP_FOLDER, S3DataStore
-from tests.backends import Backend
+from tests.backend_base import Backend
 
 REGION = "us-east-1"  # passed explicitly: AWS_REGION in the environment would switch persisty to DynamoDB
 PART_SIZE = MIN_PART_SIZE  # the suite's several-MiB round trip then goes up as a multipart upload

@@ -76,4 +76,11 @@ class S3DataStoreFactory(DataStoreFactoryABC):
 
 
 def _seconds_until(expire_at: datetime) -> int:
-    return max(1, int((expire_at - datetime.now(timezone.utc)).total_seconds()))
+    """
+    ExpiresIn for boto3, so that a URL or form expires at expire_at (whole seconds). boto3
+    dates the signature (X-Amz-Date) and the policy from the current second, truncated:
+    counting from the fractional now would give one second less (3599 for an hour) and a
+    policy that expires a second before the form's expire_at.
+    """
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    return max(1, int((expire_at - now).total_seconds()))
