@@ -62,9 +62,7 @@ setup(
     # marshy_config_* / schemey_config_* modules with pkgutil.iter_modules(), which
     # does not see modules served only by setuptools' editable finder.
     package_dir={"": "."},
-    packages=find_packages(
-        include=["persisty_data*", "marshy_config_persisty_data*", "schemey_config_persisty_data*"]
-    ),
+    packages=find_packages(include=["persisty_data*", "marshy_config_persisty_data*", "schemey_config_persisty_data*"]),
     package_data={"persisty_data": ["py.typed"]},
     include_package_data=False,
     zip_safe=False,
