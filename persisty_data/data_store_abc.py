@@ -36,7 +36,7 @@ from persisty_data.errors import (
     PersistyDataError,
     UnsupportedOperationError,
 )
-from persisty_data.keys import validate_key
+from persisty_data.keys import is_valid_key, validate_key
 
 COPY_BUFFER_SIZE = 1024 * 1024
 
@@ -191,7 +191,7 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
     def _iter_matches(self, search_filter: SearchFilterABC, after: Optional[str]) -> Iterator[DataItemABC]:
         exact_key = search.get_exact_key(search_filter)
         if exact_key is not None:
-            item = self._read(exact_key) if self._is_valid_key(exact_key) else None
+            item = self._read(exact_key) if is_valid_key(exact_key) else None
             items = iter([item] if item and (after is None or item.key > after) else [])
         else:
             items = self._iter_items(search.get_key_prefix(search_filter), after)
@@ -347,14 +347,6 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
         batch_size = self.get_meta().batch_size
         if size > batch_size:
             raise InvalidSearchError(f"batch_larger_than_{batch_size}")
-
-    @staticmethod
-    def _is_valid_key(key: str) -> bool:
-        try:
-            validate_key(key)
-            return True
-        except PersistyDataError:
-            return False
 
 
 def _copy_stream(source: BinaryIO, writer: DataWriterABC, buffer_size: int) -> None:

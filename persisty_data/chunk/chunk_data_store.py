@@ -26,6 +26,7 @@ from persisty_data.chunk.chunk_metas import ITEM_ATTR_NAMES, create_chunk_meta, 
 from persisty_data.chunk.store_errors import map_store_errors
 from persisty_data.data_store_abc import DataStoreABC, DataStoreMeta, create_data_store_meta
 from persisty_data.errors import ConfigurationError, ContentChangedError, StorageError
+from persisty_data.keys import is_valid_key, validate_key
 from persisty_data.search import KeyPrefixFilter
 
 logger = logging.getLogger(__name__)
@@ -137,16 +138,10 @@ class ChunkDataStore(DataStoreABC):
     def read_batch(self, keys: List[str]) -> List[Optional[ChunkDataItem]]:
         self._check_batch(len(keys))
         for key in keys:
-            self._check_key(key)
+            validate_key(key)
         with map_store_errors(store_name=self.name):
             rows = self._item_store.read_batch(list(keys)) if keys else []
         return [self._to_item(row) if row else None for row in rows]
-
-    @staticmethod
-    def _check_key(key: str) -> None:
-        from persisty_data.keys import validate_key
-
-        validate_key(key)
 
     # endregion
 
@@ -201,7 +196,7 @@ class ChunkDataStore(DataStoreABC):
         """Items matching search_filter in the given order (key order when empty)."""
         exact_key = search.get_exact_key(search_filter)
         if exact_key is not None:
-            item = self._read(exact_key) if self._is_valid_key(exact_key) else None
+            item = self._read(exact_key) if is_valid_key(exact_key) else None
             if item and (after is None or item.key > after) and search_filter.match(item, self._meta.attrs):
                 yield item
             return

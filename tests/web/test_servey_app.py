@@ -1,10 +1,16 @@
 """
-A whole servey app in its own uvicorn process (tests/apps/web_app, on a directory store and
-on a chunk store over SQLite): every kind of caller against every operation, over REST,
-the hosted upload / download routes and GraphQL, with tokens minted here.
+A whole servey app in its own uvicorn process (tests/apps/web_app, on a directory store, on
+a chunk store over SQLite, and on S3 (moto's server over HTTP)): every kind of caller
+against every operation, over REST, the upload / download URLs and GraphQL, with tokens
+minted here.
 
 Stores (see tests/apps/web_app): private_files (owners only, "root" scope sees all) and
 shared_files (owners write, everyone reads, anonymous callers too).
+
+On s3 the forms are S3 presigned POSTs (url: the moto server, answer 204 as on S3) and the
+download URLs S3 presigned GETs; the app serves no bytes and has no /data routes, so a
+signed-in caller downloads by asking for a download URL with its token. The matrix
+(who sees, uploads, deletes what) is the same on every backend.
 """
 
 import uuid
@@ -17,6 +23,8 @@ import pytest
 from servey.security.authorization import Authorization
 from servey.security.authorizer.jwt_authorizer import JwtAuthorizer
 
+from persisty_data.post_policy import decode_policy, validate_post_policy
+from tests.s3_backends import CREDENTIALS, REGION, empty_and_delete_bucket, moto_server_endpoint, server_client
 from tests.web.support import ADMIN, ALICE, BOB, EXPIRED_ALICE, ServeyServer, bearer, has_failed
 
 APP_SECRET = "servey-app-test-secret-0123456789abcdef"
@@ -32,9 +40,20 @@ class App:
     backend: str
     server: ServeyServer
     client: httpx.Client
+    s3_endpoint: Optional[str] = None  # s3: the moto server the app and the forms use
+    buckets: Optional[Dict[str, str]] = None  # s3: store name -> bucket
+
+    @property
+    def s3(self) -> bool:
+        return self.backend == "s3"
 
 
-@pytest.fixture(scope="module", params=["directory", "chunk"])
+# What a form upload answers (without success_action_status): our 201 with the item as
+# JSON, or S3's 204 with no body.
+UPLOAD_STATUS = {"directory": 201, "chunk": 201, "s3": 204}
+
+
+@pytest.fixture(scope="module", params=["directory", "chunk", "s3"])
 def app(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"web-app-{request.param}")
     env = {
@@ -43,17 +62,37 @@ def app(request, tmp_path_factory):
         "WEB_APP_BACKEND": request.param,
         "WEB_APP_BASE_URL": "{url}",
     }
+    s3_endpoint, buckets, s3 = None, None, None
+    if request.param == "s3":
+        # moto's server runs in this process (tests/s3_backends.py) on 127.0.0.1: the app
+        # (its own process) and the test's plain HTTP clients all reach it over HTTP.
+        s3_endpoint, s3 = moto_server_endpoint(), server_client()
+        prefix = f"web-app-{uuid.uuid4().hex[:12]}"
+        buckets = {store: f"{prefix}-{store.replace('_', '-')}" for store in STORES}
+        for bucket in buckets.values():
+            s3.create_bucket(Bucket=bucket)
+        env.update(
+            {
+                "WEB_APP_S3_ENDPOINT_URL": s3_endpoint,
+                "WEB_APP_S3_REGION": REGION,  # not AWS_REGION: persisty would switch to DynamoDB
+                "WEB_APP_S3_BUCKET_PREFIX": prefix,
+                "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+                "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+            }
+        )
     server = ServeyServer("tests.apps.web_app", env, str(root / "server.log"))
     try:
         server.wait_until_up()
         with httpx.Client(base_url=server.url, timeout=30) as client:
-            app = App(request.param, server, client)
+            app = App(request.param, server, client, s3_endpoint, buckets)
             for store in STORES:
                 for key, who in ((ALICE_DOC, ALICE), (BOB_DOC, BOB)):
                     upload(app, store, key, CONTENT[key], who)
             yield app
     finally:
         server.stop()
+        for bucket in (buckets or {}).values():
+            empty_and_delete_bucket(s3, bucket)
 
 
 @pytest.fixture(autouse=True)
@@ -72,15 +111,32 @@ def fields_of(form: dict) -> dict:
     return {f["name"]: f["value"] for f in form["fields"]}
 
 
-def upload(app: App, store: str, key: str, content: bytes, who: Authorization) -> dict:
+def form_url(app: App, store: str) -> str:
+    """Where the store's forms post: the app's upload route, or the store's bucket on S3."""
+    return f"{app.s3_endpoint}/{app.buckets[store]}" if app.s3 else f"{app.server.url}/data/{store}"
+
+
+def upload(app: App, store: str, key: str, content: bytes, who: Authorization) -> None:
     response = app.client.get(f"{actions(store)}-upload-form", params={"key": key}, headers=bearer(who))
     assert response.status_code == 200, response.text
     form = response.json()
-    assert form["url"] == f"{app.server.url}/data/{store}"
+    assert form["url"] == form_url(app, store)
     # posted by a plain client: the form itself is the authorization
     posted = httpx.post(form["url"], data=fields_of(form), files={form["file_param"]: ("f", content)}, timeout=30)
-    assert posted.status_code == 201, posted.text
-    return posted.json()
+    assert posted.status_code == UPLOAD_STATUS[app.backend], posted.text
+
+
+def content_of(app: App, store: str, key: str, who: Authorization) -> bytes:
+    """The item's content as who downloads it: hosted, by Bearer token on the app's /data
+    route; S3, with a download URL asked for with the token."""
+    if not app.s3:
+        response = app.client.get(f"/data/{store}/{key}", headers=bearer(who))
+        assert response.status_code == 200, response.text
+        return response.content
+    url = app.client.get(f"{actions(store)}-download-url", params={"key": key}, headers=bearer(who)).json()
+    response = httpx.get(url, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.content
 
 
 def assert_refused(response: httpx.Response, status: int) -> None:
@@ -176,9 +232,11 @@ def test_upload_form_and_upload(app, store, caller):
     assert form["method"] == "POST" and form["file_param"] == "file"
     assert datetime.fromisoformat(form["expire_at"]) > datetime.now(timezone.utc)
     assert fields_of(form)["key"] == key
+    assert form["url"] == form_url(app, store)
     posted = httpx.post(form["url"], data=fields_of(form), files={"file": ("f.txt", b"uploaded")})
-    assert posted.status_code == 201, posted.text
-    assert posted.json()["key"] == key and posted.json()["size"] == 8
+    assert posted.status_code == UPLOAD_STATUS[app.backend], posted.text
+    if not app.s3:  # S3 answers 204, no body
+        assert posted.json()["key"] == key and posted.json()["size"] == 8
     read = app.client.get(f"{actions(store)}/{key}", headers=bearer(ALICE))
     assert read.json()["item"]["size"] == 8
 
@@ -207,11 +265,16 @@ def test_download_url_and_signed_download(app, store, caller):
     if expected is None:
         assert url is None
         return
-    assert url.startswith(f"{app.server.url}/data/{store}/{ALICE_DOC}?expires=")
+    if app.s3:
+        assert url.startswith(f"{app.s3_endpoint}/{app.buckets[store]}/{ALICE_DOC}?")
+        assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url
+    else:
+        assert url.startswith(f"{app.server.url}/data/{store}/{ALICE_DOC}?expires=")
     download = httpx.get(url)  # no token: the URL is the authorization
     assert download.status_code == 200
     assert download.content == CONTENT[ALICE_DOC]
-    assert download.headers["x-content-type-options"] == "nosniff"
+    if not app.s3:  # S3 cannot add nosniff to a GetObject answer
+        assert download.headers["x-content-type-options"] == "nosniff"
     assert download.headers["content-type"] == "text/plain"
 
 
@@ -220,6 +283,11 @@ def test_download_with_bearer(app, store, caller):
     path = f"/data/{store}/{ALICE_DOC}"
     response = app.client.get(path, headers=bearer(CALLERS[caller]))
     head = app.client.head(path, headers=bearer(CALLERS[caller]))
+    if app.s3:
+        # No app route serves S3 stores, whoever asks: the bytes never pass through the app.
+        # With a token, callers download through a download URL (the test above).
+        assert response.status_code == 404 and head.status_code == 404
+        return
     expected = SEES_ALICE_DOC[store][caller]
     if expected == 401:
         assert head.status_code == 401
@@ -284,9 +352,18 @@ def test_owner_cannot_replace_an_item_through_a_form_for_another_key(app):
         f"{actions('shared_files')}-upload-form", params={"key": new_key("bob")}, headers=bearer(BOB)
     ).json()
     fields = {**fields_of(form), "key": ALICE_DOC}
-    posted = httpx.post(form["url"], data=fields, files={"file": ("f", b"overwritten")})
-    assert posted.status_code == 403 and posted.json()["error_code"] == "upload_rejected"
-    assert httpx.get(f"{app.server.url}/data/shared_files/{ALICE_DOC}").content == CONTENT[ALICE_DOC]
+    if app.s3:
+        # moto does not enforce POST policies (it would store the upload): what S3 decides
+        # is read off the policy S3 gets, with the bucket that comes from the form's URL.
+        policy, bucket = decode_policy(fields["policy"]), {"bucket": app.buckets["shared_files"]}
+        assert validate_post_policy(policy, fields_of(form), 11, implicit_fields=bucket) == []
+        assert [str(v) for v in validate_post_policy(policy, fields, 11, implicit_fields=bucket)] == [
+            "field_mismatch:key"
+        ]
+    else:
+        posted = httpx.post(form["url"], data=fields, files={"file": ("f", b"overwritten")})
+        assert posted.status_code == 403 and posted.json()["error_code"] == "upload_rejected"
+    assert content_of(app, "shared_files", ALICE_DOC, None) == CONTENT[ALICE_DOC]
 
 
 def test_upload_form_errors(app):
@@ -299,6 +376,19 @@ def test_upload_form_errors(app):
     assert app.client.get(url, headers=alice).status_code == 422  # key is required
     typed = app.client.get(url, params={"key": new_key(), "content_type": "image/png"}, headers=alice)
     assert fields_of(typed.json())["Content-Type"] == "image/png"
+
+
+@pytest.mark.parametrize("status", [200, 201, 204])
+def test_upload_with_success_action_status(app, status):
+    """The status is bound into the form and answered by S3 and by the hosted route alike."""
+    key = new_key()
+    params = {"key": key, "success_action_status": status}
+    form = app.client.get(f"{actions('private_files')}-upload-form", params=params, headers=bearer(ALICE)).json()
+    assert fields_of(form)["success_action_status"] == str(status)
+    assert {"success_action_status": str(status)} in decode_policy(fields_of(form)["policy"])["conditions"]
+    posted = httpx.post(form["url"], data=fields_of(form), files={"file": ("f", b"with status")})
+    assert posted.status_code == status, posted.text
+    assert content_of(app, "private_files", key, ALICE) == b"with status"
 
 
 # endregion
@@ -331,13 +421,15 @@ def test_bad_tokens_give_401(app, store, token):
     ]
     for method, path, params in requests:
         response = app.client.request(method, path, params=params, headers=headers)
-        assert response.status_code == 401, (method, path, response.status_code, response.text)
+        # s3: no /data routes at all (see test_download_with_bearer)
+        expected = 404 if app.s3 and path.startswith("/data/") else 401
+        assert response.status_code == expected, (method, path, response.status_code, response.text)
     query = "{ " + _camel(store) + "Search { results { key } } }"
     response = app.client.post("/graphql", json={"query": query}, headers=headers)
     assert response.status_code == 200, response.text
     assert response.json()["data"] is None and response.json()["errors"]
     # the documents are untouched
-    assert app.client.get(f"/data/{store}/{ALICE_DOC}", headers=bearer(ALICE)).content == CONTENT[ALICE_DOC]
+    assert content_of(app, store, ALICE_DOC, ALICE) == CONTENT[ALICE_DOC]
 
 
 # endregion
@@ -365,9 +457,10 @@ def test_graphql_upload_form(app, store):
     assert "errors" not in result, result
     form = result["data"][f"{_camel(store)}UploadForm"]
     assert form["method"] == "POST" and form["fileParam"] == "file"
+    assert form["url"] == form_url(app, store)
     posted = httpx.post(form["url"], data=fields_of(form), files={"file": ("f", b"via graphql")})
-    assert posted.status_code == 201, posted.text
-    assert httpx.get(f"{app.server.url}/data/{store}/{key}", headers=bearer(ALICE)).content == b"via graphql"
+    assert posted.status_code == UPLOAD_STATUS[app.backend], posted.text
+    assert content_of(app, store, key, ALICE) == b"via graphql"
 
     refused = graphql(app, query, None)
     assert refused["data"] is None
