@@ -48,6 +48,9 @@ DEV = (
         "httpx",
         "ruff",
         "mypy",
+        # Browser tests of the example app drive Debian's chromium (apt), never a
+        # downloaded browser: do not run `playwright install`.
+        "playwright",
     ]
 )
 
@@ -72,7 +75,9 @@ setup(
         "servey~=3.0",
         "marshy~=4.0",
         "schemey~=6.0",
+        'tomli>=1.1; python_version < "3.11"',  # TOML configuration files (tomllib from 3.11)
     ],
+    entry_points={"console_scripts": ["persisty-data = persisty_data.cli.main:main"]},
     extras_require={
         "sql": SQL,
         "postgres": POSTGRES,

@@ -2,7 +2,6 @@
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cache
 from typing import BinaryIO, Iterator, List, Optional, Tuple
 
@@ -22,7 +21,7 @@ from persisty.security.store_access import StoreAccess
 from persisty.servey.action_factory import ActionFactory
 from persisty.store.store_abc import StoreABC
 from persisty.store_meta import StoreMeta
-from schemey import schema_from_type
+from schemey.schema import Schema, datetime_schema, int_schema, str_schema
 
 from persisty_data import search
 from persisty_data.content_types import resolve_content_type
@@ -44,11 +43,11 @@ COPY_BUFFER_SIZE = 1024 * 1024
 DATA_STORE_ACCESS = StoreAccess(create_filter=EXCLUDE_ALL, update_filter=EXCLUDE_ALL)
 
 
-def _attr(name: str, attr_type: AttrType, python_type: type) -> Attr:
+def _attr(name: str, attr_type: AttrType, schema: Schema) -> Attr:
     return Attr(
         name,
         attr_type,
-        schema_from_type(python_type),
+        schema,
         creatable=False,
         updatable=False,
         permitted_filter_ops=TYPE_FILTER_OPS[attr_type],
@@ -59,12 +58,14 @@ def _attr(name: str, attr_type: AttrType, python_type: type) -> Attr:
 def data_item_attrs() -> Tuple[Attr, ...]:
     """The searchable item attrs. Built on first use: schemey must not be configured while
     marshy loads its plugins (marshy_config_persisty_data imports this module)."""
+    # Plain schemas, not schema_from_type: that loads servey's whole marshy configuration
+    # (strawberry, boto3...), a second of start-up for every CLI call.
     return (
-        _attr("key", AttrType.STR, str),
-        _attr("size", AttrType.INT, int),
-        _attr("content_type", AttrType.STR, str),
-        _attr("etag", AttrType.STR, str),
-        _attr("updated_at", AttrType.DATETIME, datetime),
+        _attr("key", AttrType.STR, str_schema()),
+        _attr("size", AttrType.INT, int_schema()),
+        _attr("content_type", AttrType.STR, str_schema()),
+        _attr("etag", AttrType.STR, str_schema()),
+        _attr("updated_at", AttrType.DATETIME, datetime_schema()),
     )
 
 

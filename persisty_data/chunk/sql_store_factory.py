@@ -58,7 +58,11 @@ class SqlStoreFactory(StoreFactoryABC):
             database = engine.url.database
             if database and database != ":memory:" and not database.startswith("file:"):
                 # A new SQLite file may live in a folder that does not exist yet.
-                os.makedirs(os.path.dirname(os.path.abspath(database)), exist_ok=True)
+                folder = os.path.dirname(os.path.abspath(database))
+                try:
+                    os.makedirs(folder, exist_ok=True)
+                except OSError as exc:
+                    raise ConfigurationError(f"cannot_create_sqlite_folder:{folder}: {exc.strerror}") from None
         self.engine = engine
         self.create_tables = create_tables
         self.context = SqlalchemyContext(engine, developer_mode=False)

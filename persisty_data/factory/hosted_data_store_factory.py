@@ -48,7 +48,7 @@ class HostedDataStoreFactory(DataStoreFactoryABC):
     """
 
     store: DataStoreABC
-    secret: Union[str, bytes]
+    secret: Union[str, bytes] = field(repr=False)
     security: DataStoreSecurityABC = field(default_factory=OwnedDataStoreSecurity)
     base_url: str = ""
     path_prefix: str = DEFAULT_PATH_PREFIX

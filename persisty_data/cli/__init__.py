@@ -1,0 +1,1 @@
+"""The ``persisty-data`` command line tool (``persisty_data.cli.main:main``)."""
