@@ -1,10 +1,13 @@
 """The HTTP face of our errors: a status per error class and a JSON body with a stable code."""
 
+import logging
 from typing import Optional, Tuple
 
 from starlette.responses import JSONResponse
 
 from persisty_data import errors
+
+LOGGER = logging.getLogger(__name__)
 
 # Most specific first. UploadRejectedError is 403 as on S3 (a policy refused the upload);
 # malformed requests are 400.
@@ -41,6 +44,8 @@ def error_response(status: int, code: str, message: Optional[str] = None, header
 
 def response_for(error: errors.PersistyDataError) -> JSONResponse:
     status = status_for(error)
+    if status >= 500:
+        LOGGER.error("server side failure: %s", error, exc_info=error)
     # Server-side failures do not echo internals (paths, SQL) to the client.
     message = str(error) if status < 500 else error.code
     return error_response(status, error.code, message)
