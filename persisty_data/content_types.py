@@ -1,12 +1,15 @@
 """Content type defaults and checks shared by every backend."""
 
 import mimetypes
+import re
+from functools import lru_cache
 from typing import Iterable, Optional
 
 from persisty_data.errors import ContentTypeNotPermittedError
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 MAX_CONTENT_TYPE_LENGTH = 255
+_NOT_VISIBLE_ASCII = re.compile(r"[^\x20-\x7e]")
 
 
 def guess_content_type(key: str) -> str:
@@ -15,13 +18,14 @@ def guess_content_type(key: str) -> str:
     return content_type or DEFAULT_CONTENT_TYPE
 
 
+@lru_cache(maxsize=256)
 def normalize_content_type(content_type: str) -> str:
     """Strip and lower the type/subtype, keep parameters; refuse header-breaking values."""
     value = content_type.strip()
     if (
         not value
         or len(value) > MAX_CONTENT_TYPE_LENGTH
-        or any(ord(c) < 0x20 or ord(c) > 0x7E for c in value)
+        or _NOT_VISIBLE_ASCII.search(value)
         or "/" not in value.split(";", 1)[0]
     ):
         raise ContentTypeNotPermittedError(f"malformed_content_type:{content_type!r}")

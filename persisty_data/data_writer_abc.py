@@ -4,7 +4,7 @@ import hashlib
 import os
 import threading
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Optional, Type, Union
 
@@ -29,6 +29,11 @@ def _get_hash_pool() -> ThreadPoolExecutor:
                     max_workers=os.cpu_count() or 2, thread_name_prefix="persisty-data-hash"
                 )
     return _hash_pool
+
+
+def _is_immutable(view: memoryview) -> bool:
+    """True if nobody can change the bytes behind view (a view of a bytes object)."""
+    return view.readonly and isinstance(view.obj, bytes)
 
 
 class DataWriterABC(ABC):
@@ -62,6 +67,7 @@ class DataWriterABC(ABC):
         self._size = 0
         self._buffer = bytearray()
         self._state = "open"
+        self._hashing: Optional[Future] = None  # hashing of immutable bytes, finished lazily
 
     # region: file-like API
     def write(self, data: Buffer) -> int:
@@ -77,17 +83,26 @@ class DataWriterABC(ABC):
         if self.max_item_size is not None and self._size + length > self.max_item_size:
             self.abort()
             raise ItemTooLargeError(f"more_than_{self.max_item_size}_bytes", key=self.key)
+        self._finish_hashing()
         if length >= PARALLEL_HASH_MIN_BYTES:
             hashing = _get_hash_pool().submit(self._hash.update, view)
             try:
                 self._guard(self._write_bytes, view)
             finally:
-                hashing.result()  # the caller may reuse its buffer once write returns
+                if _is_immutable(view):
+                    self._hashing = hashing  # nothing can change these bytes: finish later
+                else:
+                    hashing.result()  # the caller may reuse its buffer once write returns
         else:
             self._guard(self._write_bytes, view)
             self._hash.update(view)
         self._size += length
         return length
+
+    def _finish_hashing(self) -> None:
+        hashing, self._hashing = self._hashing, None
+        if hashing is not None:
+            hashing.result()
 
     def writable(self) -> bool:
         return self._state == "open"
@@ -109,6 +124,7 @@ class DataWriterABC(ABC):
         if self._buffer:
             self._guard(self._write_chunk, bytes(self._buffer))
             self._buffer.clear()
+        self._guard(lambda _: self._finish_hashing(), None)
         self._state = "committing"
         try:
             self.item = self._commit(self._size, self._hash.hexdigest())
@@ -124,6 +140,10 @@ class DataWriterABC(ABC):
             return
         self._state = "aborted"
         self._buffer.clear()
+        try:
+            self._finish_hashing()
+        except Exception:  # pylint: disable=broad-except
+            pass  # the content is discarded anyway
         self._abort()
 
     def __enter__(self) -> "DataWriterABC":

@@ -1,5 +1,7 @@
 """The key rules, identical on every backend."""
 
+import re
+
 from persisty_data.errors import InvalidKeyError
 
 MAX_KEY_BYTES = 1024  # S3's limit, applied everywhere so items can move between backends
@@ -7,10 +9,8 @@ MAX_SEGMENT_BYTES = 255  # NAME_MAX on common filesystems
 RESERVED_SEGMENT = ".persisty_data"  # the directory store keeps temp files and metadata here
 
 
-def _is_forbidden_char(char: str) -> bool:
-    code = ord(char)
-    # C0 controls, DEL, C1 controls, and the backslash (a path separator on Windows)
-    return code < 0x20 or 0x7F <= code <= 0x9F or char == "\\"
+# C0 controls, DEL, C1 controls, and the backslash (a path separator on Windows)
+_FORBIDDEN_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
 
 
 def validate_key(key: str) -> str:
@@ -34,20 +34,35 @@ def validate_key(key: str) -> str:
         raise InvalidKeyError(f"longer_than_{MAX_KEY_BYTES}_bytes", key=key)
     if key.startswith("/"):
         raise InvalidKeyError("absolute_key", key=key)
-    bad = next((c for c in key if _is_forbidden_char(c)), None)
+    bad = _FORBIDDEN_CHAR.search(key)
     if bad is not None:
-        raise InvalidKeyError(f"forbidden_character:{ord(bad):#04x}", key=key)
+        raise InvalidKeyError(f"forbidden_character:{ord(bad.group()):#04x}", key=key)
     segments = key.split("/")
+    ascii_key = len(encoded) == len(key)
     for segment in segments:
         if not segment:
             raise InvalidKeyError("empty_segment", key=key)
         if segment in (".", ".."):
             raise InvalidKeyError("dot_segment", key=key)
-        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
+        if len(segment) > MAX_SEGMENT_BYTES or (
+            not ascii_key and len(segment) * 4 > MAX_SEGMENT_BYTES and len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES
+        ):
             raise InvalidKeyError(f"segment_longer_than_{MAX_SEGMENT_BYTES}_bytes", key=key)
     if segments[0].lower() == RESERVED_SEGMENT:
         raise InvalidKeyError("reserved_segment", key=key)
     return key
+
+
+def is_valid_segment(segment: str) -> bool:
+    """True if segment may be one segment of a key (a file or directory name, say)."""
+    if not segment or segment in (".", "..") or _FORBIDDEN_CHAR.search(segment):
+        return False
+    if segment.isascii():
+        return len(segment) <= MAX_SEGMENT_BYTES
+    try:
+        return len(segment.encode("utf-8")) <= MAX_SEGMENT_BYTES
+    except UnicodeEncodeError:  # e.g. undecodable bytes in a file name
+        return False
 
 
 def is_valid_key(key: str) -> bool:

@@ -15,7 +15,6 @@ tests can prove what S3 would accept or refuse (moto does not enforce POST polic
 """
 
 import base64
-import hashlib
 import hmac
 import json
 from dataclasses import dataclass
@@ -60,7 +59,7 @@ def decode_policy(encoded: str) -> Dict[str, Any]:
 
 
 def sign(secret: bytes, message: str) -> str:
-    return hmac.new(secret, message.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(secret, message.encode("utf-8"), "sha256").hex()
 
 
 def verify_signature(secret: bytes, message: str, signature: str) -> bool:

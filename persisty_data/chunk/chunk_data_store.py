@@ -5,7 +5,7 @@ import threading
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from itertools import islice
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from persisty.attr.attr_filter import AttrFilter
 from persisty.attr.attr_filter_op import AttrFilterOp
@@ -29,6 +29,11 @@ from persisty_data.errors import ConfigurationError, ContentChangedError, Storag
 from persisty_data.keys import is_valid_key, validate_key
 from persisty_data.search import KeyPrefixFilter
 
+try:
+    from persisty_data.chunk.sql_table_store import SqlTableStore
+except ModuleNotFoundError:  # pragma: no cover - SQLAlchemy is an optional extra
+    SqlTableStore = None  # type: ignore[assignment,misc]
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024
@@ -37,10 +42,16 @@ MIN_CHUNK_SIZE = 1024
 # in count so the SQL for a batch of composite keys stays small.
 BATCH_BYTES = 1024 * 1024
 MAX_BATCH_CHUNKS = 64
+# A range inside one chunk at least this large is cut out by the database (on SQL tables
+# that can); smaller chunks are cheaper to fetch whole.
+SLICE_MIN_CHUNK_SIZE = 64 * 1024
 _EXACT_OPS = {AttrFilterOp.eq, AttrFilterOp.ne}
 _RANGE_OPS = {AttrFilterOp.gt, AttrFilterOp.gte, AttrFilterOp.lt, AttrFilterOp.lte}
 # Publishing and deleting an item is serialised per key within a process (striped locks).
 _LOCKS = tuple(threading.Lock() for _ in range(64))
+# A publish on SQL tables is one transaction; two first writes of a key racing in two
+# processes make one of them retry as an update.
+PUBLISH_ATTEMPTS = 3
 
 
 def _unwrap(store: StoreABC) -> StoreABC:
@@ -100,6 +111,15 @@ class ChunkDataStore(DataStoreABC):
                 )
         self._item_class = self.item_meta.get_stored_dataclass()
         self._chunk_class = self.chunk_meta.get_stored_dataclass()
+        # Both tables on one SQL engine: publish and delete are single transactions.
+        self._sql = (
+            SqlTableStore is not None
+            and isinstance(self._item_store, SqlTableStore)
+            and isinstance(self._chunk_store, SqlTableStore)
+            and self._item_store.fast
+            and self._chunk_store.fast
+            and self._item_store.engine is self._chunk_store.engine
+        )
 
     def get_meta(self) -> DataStoreMeta:
         return self._meta
@@ -239,6 +259,16 @@ class ChunkDataStore(DataStoreABC):
             return
         chunk_size = item.chunk_size
         first, last = start // chunk_size, (end - 1) // chunk_size
+        sliced = self._sql and self._chunk_store.slices and chunk_size >= SLICE_MIN_CHUNK_SIZE
+        if sliced and first == last and end - start < chunk_size:
+            # A part of one large chunk: let the database cut it out instead of sending it all.
+            key = self._chunk_keys(item.upload_id, (first,))[0]
+            with map_store_errors(item.key, self.name):
+                data = self._chunk_store.read_slice(key, "content", start - first * chunk_size, end - start)
+            if data is None:
+                raise ContentChangedError("item_replaced_or_deleted", key=item.key, store_name=self.name)
+            yield memoryview(data)
+            return
         per_batch = _chunks_per_batch(chunk_size)
         for batch_start in range(first, last + 1, per_batch):
             part_numbers = range(batch_start, min(last + 1, batch_start + per_batch))
@@ -271,8 +301,11 @@ class ChunkDataStore(DataStoreABC):
     def _part_count(size: int, chunk_size: int) -> int:
         return -(-size // chunk_size)
 
-    def _publish(self, item: ChunkDataItem, part_count: int) -> None:
-        """Point the item row at the new upload, then drop the chunks it replaced."""
+    def _publish(self, item: ChunkDataItem, part_count: int, pending: Sequence = ()) -> None:
+        """
+        Store the pending chunk rows, point the item row at the new upload, then drop the
+        chunks it replaced (on SQL tables: all in one transaction).
+        """
         row = self._item_class(
             item_key=item.key,
             size_in_bytes=item.size,
@@ -282,7 +315,17 @@ class ChunkDataStore(DataStoreABC):
             upload_id=item.upload_id,
             chunk_size=item.chunk_size,
         )
+        if self._sql:
+            self._publish_sql(row, pending)
+            return
         key = item.key
+        with map_store_errors(key, self.name):
+            batch_size = self.chunk_meta.batch_size
+            for start in range(0, len(pending), batch_size):
+                results = self._chunk_store.edit_batch([BatchEdit(create_item=c) for c in pending[start:][:batch_size]])
+                failed = next((r for r in results if not r.success), None)
+                if failed is not None:
+                    raise StorageError(f"chunk_write_failed:{failed.code}", key=key, store_name=self.name)
         with _LOCKS[hash((self.name, key)) % len(_LOCKS)], map_store_errors(key, self.name):
             old = self._item_store.read(key)
             if old is None:
@@ -304,6 +347,25 @@ class ChunkDataStore(DataStoreABC):
             # chunks are no longer referenced.
             self._delete_chunks(item.upload_id, part_count, key, quiet=True)
 
+    def _publish_sql(self, row, pending: Sequence) -> None:
+        items, chunks = self._item_store, self._chunk_store
+        key = row.item_key
+        for attempt in range(PUBLISH_ATTEMPTS):
+            try:
+                with map_store_errors(key, self.name), items.transaction(write=True) as cursor:
+                    chunks.create_many_in(cursor, pending)
+                    old = items.read_in(cursor, key, for_update=True)
+                    if old is None:
+                        items.create_in(cursor, row)
+                    else:
+                        items.update_in(cursor, row)
+                    if old is not None and old.upload_id != row.upload_id:
+                        chunks.delete_where_in(cursor, "upload_id", old.upload_id)
+                return
+            except StorageError as exc:
+                if attempt + 1 == PUBLISH_ATTEMPTS or not _is_integrity_error(exc):
+                    raise
+
     def _copy_native(self, source_store, source_item, key, content_type):
         return None  # streaming is as fast as a row copy here
 
@@ -311,6 +373,15 @@ class ChunkDataStore(DataStoreABC):
 
     # region: delete
     def _delete(self, key: str, item) -> bool:
+        if self._sql:
+            items = self._item_store
+            with map_store_errors(key, self.name), items.transaction(write=True) as cursor:
+                row = items.read_in(cursor, key, for_update=True)
+                if row is None:
+                    return False
+                items.delete_in(cursor, key)
+                self._chunk_store.delete_where_in(cursor, "upload_id", row.upload_id)
+            return True
         with _LOCKS[hash((self.name, key)) % len(_LOCKS)], map_store_errors(key, self.name):
             row = self._item_store.read(key)
             if row is None or not self._item_store.delete(key):
@@ -346,6 +417,18 @@ class ChunkDataStore(DataStoreABC):
         return removed
 
     # endregion
+
+
+def _is_integrity_error(exc: BaseException) -> bool:
+    """True if a unique constraint failed somewhere in exc's chain (a concurrent insert)."""
+    seen = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if type(current).__name__ in ("IntegrityError", "UniqueViolation"):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _chunks_per_batch(chunk_size: int) -> int:

@@ -25,28 +25,34 @@ class ChunkDataWriter(DataWriterABC):
         self._parts_written = 0
 
     def _write_chunk(self, data: Buffer) -> None:
-        self._pending.append(bytes(data))
+        # Flush before adding: the last batch is then still pending at close, and goes to
+        # the store in the same transaction as the item row.
         if len(self._pending) >= self._store.write_batch_chunks:
             self._flush()
+        self._pending.append(bytes(data))
 
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        store = self._store
-        chunk_class = store._chunk_class
-        edits = []
-        for index, content in enumerate(self._pending):
-            chunk = chunk_class(
+    def _take_pending(self) -> List:
+        """The pending chunks as rows, counted as written (so an abort cleans them up too)."""
+        chunk_class = self._store._chunk_class
+        rows = [
+            chunk_class(
                 upload_id=self.upload_id,
                 part_number=self._parts_written + index,
                 item_key=self.key,
                 created_at=self._created_at,
                 content=content,
             )
-            edits.append(BatchEdit(create_item=chunk))
-        # Count parts as written before the call, so an abort cleans up a partial batch too.
-        self._parts_written += len(edits)
+            for index, content in enumerate(self._pending)
+        ]
+        self._parts_written += len(rows)
         self._pending = []
+        return rows
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        store = self._store
+        edits = [BatchEdit(create_item=row) for row in self._take_pending()]
         with map_store_errors(self.key, store.name):
             results = store._chunk_store.edit_batch(edits)
         failed = next((r for r in results if not r.success), None)
@@ -54,7 +60,8 @@ class ChunkDataWriter(DataWriterABC):
             raise StorageError(f"chunk_write_failed:{failed.code}", key=self.key, store_name=store.name)
 
     def _commit(self, size: int, etag: str) -> ChunkDataItem:
-        self._flush()
+        # The last chunks go to the store with the item row: one transaction where it can.
+        pending = self._take_pending()
         item = ChunkDataItem(
             self._store,
             self.key,
@@ -66,7 +73,7 @@ class ChunkDataWriter(DataWriterABC):
             self.upload_id,
             self._store.chunk_size,
         )
-        self._store._publish(item, self._parts_written)
+        self._store._publish(item, self._parts_written, pending)
         return item
 
     def _abort(self) -> None:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
 class DirectoryDataItem(DataItemABC):
@@ -23,7 +24,7 @@ class DirectoryDataItem(DataItemABC):
     the sidecar only when first used, so listing stays as cheap as a directory scan.
     """
 
-    __slots__ = ("_store", "_key", "_path", "_size", "_mtime_ns", "_ino", "_content_type", "_etag")
+    __slots__ = ("_store", "_key", "_path", "_size", "_mtime_ns", "_ino", "_dev", "_content_type", "_etag")
 
     def __init__(
         self,
@@ -40,6 +41,7 @@ class DirectoryDataItem(DataItemABC):
         self._size = stat.st_size
         self._mtime_ns = stat.st_mtime_ns
         self._ino = stat.st_ino
+        self._dev = stat.st_dev
         self._content_type = content_type
         self._etag = etag
 
@@ -87,18 +89,46 @@ class DirectoryDataItem(DataItemABC):
             raise
         return buffered(RangeReader(raw, end - start))  # type: ignore[return-value]
 
+    def read_bytes(self, offset: int = 0, length: Optional[int] = None) -> bytes:
+        start, end = get_range(self._size, offset, length)
+        fd = self._open_fd()
+        try:
+            parts = []
+            while start < end:
+                data = os.pread(fd, end - start, start)
+                if not data:
+                    break  # pragma: no cover - the fingerprint said the file was this long
+                parts.append(data)
+                start += len(data)
+        finally:
+            os.close(fd)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
     def _open(self) -> io.FileIO:
         """Open the file, checking it still holds the content this item describes."""
-        path = self._store._checked_path(self._key)
+        return io.FileIO(self._open_fd(), "rb", closefd=True)
+
+    def _open_fd(self) -> int:
+        """
+        A file descriptor on the file this item describes. The item's path was checked
+        to lie inside the store's root when the item was made; whatever the path leads
+        to now, the descriptor is used only if it is that same file (device and inode),
+        unchanged (size and mtime).
+        """
         try:
-            raw = io.FileIO(path, "rb")
+            fd = os.open(self._path, _READ_FLAGS)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ContentChangedError("item_deleted", key=self._key) from None
         except OSError:
             with map_os_errors(self._key):
                 raise
-        stat = os.fstat(raw.fileno())
-        if (stat.st_size, stat.st_mtime_ns, stat.st_ino) != self.fingerprint:
-            raw.close()
+        stat = os.fstat(fd)
+        if (stat.st_ino, stat.st_dev, stat.st_size, stat.st_mtime_ns) != (
+            self._ino,
+            self._dev,
+            self._size,
+            self._mtime_ns,
+        ):
+            os.close(fd)
             raise ContentChangedError("item_replaced", key=self._key)
-        return raw
+        return fd

@@ -1,5 +1,6 @@
 """Stores items as files under a root directory; the tree stays browsable."""
 
+import errno
 import hashlib
 import json
 import os
@@ -23,22 +24,34 @@ from persisty_data.errors import (
     ItemTooLargeError,
     KeyConflictError,
 )
-from persisty_data.keys import RESERVED_SEGMENT, validate_key
+from persisty_data.keys import MAX_KEY_BYTES, RESERVED_SEGMENT, is_valid_segment, validate_key
 
 STALE_TEMP_SECONDS = 24 * 3600
 HASH_BUFFER_SIZE = 1024 * 1024
+# The extended attribute holding an item's content type and etag (where the filesystem has
+# them): "1 <size> <mtime_ns> <inode> <sha256 hex> <content type>" in ASCII.
+XATTR_NAME = "user.persisty_data"
+XATTR_VERSION = "1"
+_MISSING = (FileNotFoundError, NotADirectoryError)
+_SEP = os.sep
 
 
 class DirectoryDataStore(DataStoreABC):
     """
-    Key ``a/b/c.txt`` is the file ``root/a/b/c.txt``. Content type and etag live in small
-    sidecar files under ``root/.persisty_data/meta`` (keyed by a hash of the key), stamped
-    with the file's size, mtime and inode so a file changed behind the store's back is
-    noticed and its etag recomputed. Writes go to ``root/.persisty_data/tmp``, are
-    fsynced (unless fsync=False) and published with an atomic rename.
+    Key ``a/b/c.txt`` is the file ``root/a/b/c.txt``. Each file carries its content type
+    and etag, stamped with the file's size, mtime and inode so a file changed behind the
+    store's back is noticed and its etag recomputed. They are kept in an extended
+    attribute of the file itself (``user.persisty_data``), written before the file is
+    published, so content and metadata change together. On filesystems without user
+    extended attributes (or with ``xattrs=False``) they are kept in small sidecar files
+    under ``root/.persisty_data/meta`` (keyed by a hash of the key) instead; sidecars
+    written by earlier versions are still read.
 
-    No key reaches outside the root: keys are validated, and resolved paths (symlinks
-    included) are checked against the root's real path.
+    Writes go to ``root/.persisty_data/tmp``, are fsynced (unless fsync=False) and
+    published with an atomic rename.
+
+    No key reaches outside the root: keys are validated, and every path component below
+    the root is checked; one that is a symlink must resolve inside the root.
     """
 
     def __init__(
@@ -50,6 +63,7 @@ class DirectoryDataStore(DataStoreABC):
         fsync: bool = True,
         create_root: bool = True,
         batch_size: int = 100,
+        xattrs: Optional[bool] = None,
     ):
         self.name = name or os.path.basename(os.path.abspath(root)) or "data"
         self.fsync = fsync
@@ -65,6 +79,13 @@ class DirectoryDataStore(DataStoreABC):
             self._sidecar_dir = os.path.join(self._internal_dir, "meta")
             os.makedirs(self._temp_dir, exist_ok=True)
             os.makedirs(self._sidecar_dir, exist_ok=True)
+        supported = _xattrs_supported(self._temp_dir)
+        if xattrs and not supported:
+            raise ConfigurationError("filesystem_has_no_user_xattrs", store_name=self.name)
+        self.xattrs = supported if xattrs is None else xattrs
+        # Sidecars may exist (sidecar mode, or written by an earlier version): deletes
+        # then look for one. A fresh store in xattr mode never has any.
+        self._sidecars = not self.xattrs or _has_entries(self._sidecar_dir)
         self._remove_stale_temp_files()
 
     def get_meta(self) -> DataStoreMeta:
@@ -83,41 +104,79 @@ class DirectoryDataStore(DataStoreABC):
         internal = real == self._internal_dir or real.startswith(self._internal_dir + os.sep)
         return inside and not internal
 
-    def _checked_path(self, key: str) -> str:
-        """The path for a valid key; refuses a path that resolves outside the root."""
+    def _locate(self, key: str) -> Tuple[str, Optional[os.stat_result], Optional[bool]]:
+        """
+        (path, stat, blocked) for a valid key. stat is that of the file or directory at
+        path (symlinks followed), or None if nothing is there. blocked is True if a file
+        stands where the key needs a directory, False if not, None if unknown (the key
+        goes through a symlink). Each component below the root is checked with lstat; a
+        symlink among them must resolve inside the root.
+
+        :raises InvalidKeyError: if the path resolves outside the root.
+        """
+        path = self.root
+        segments = key.split("/")
+        final = len(segments) - 1
+        for index, segment in enumerate(segments):
+            path = f"{path}{_SEP}{segment}"
+            try:
+                stat = os.lstat(path)
+            except FileNotFoundError:
+                return self._path(key), None, False
+            except NotADirectoryError:  # pragma: no cover - replaced since the last lstat
+                return self._path(key), None, True
+            except OSError:
+                with map_os_errors(key, self.name):
+                    raise
+            mode = stat.st_mode
+            if stat_module.S_ISLNK(mode):
+                return self._locate_through_link(key)
+            if index != final and not stat_module.S_ISDIR(mode):
+                return self._path(key), None, True
+        return path, stat, False
+
+    def _locate_through_link(self, key: str) -> Tuple[str, Optional[os.stat_result], Optional[bool]]:
         path = self._path(key)
         if not self._is_inside(path):
             raise InvalidKeyError("resolves_outside_root", key=key, store_name=self.name)
-        return path
+        try:
+            return path, os.stat(path), False
+        except _MISSING:
+            return path, None, None
+        except OSError:
+            with map_os_errors(key, self.name):
+                raise
+
+    def _checked_path(self, key: str) -> str:
+        """The path for a valid key; refuses a path that resolves outside the root."""
+        return self._locate(key)[0]
 
     def _check_writable(self, key: str) -> str:
         """Refuse keys that escape the root or collide with a directory or a file."""
-        path = self._checked_path(key)
-        if os.path.isdir(path) and not os.path.islink(path):
+        path, stat, blocked = self._locate(key)
+        if stat is not None and stat_module.S_ISDIR(stat.st_mode):
             raise KeyConflictError("a_directory_has_this_key", key=key, store_name=self.name)
-        parent = os.path.dirname(path)
-        while parent != self.root:
-            if os.path.lexists(parent):
-                if not os.path.isdir(parent):
-                    raise KeyConflictError("a_file_is_in_the_way", key=key, store_name=self.name)
-                break
-            parent = os.path.dirname(parent)
+        if blocked is None:  # through a symlink: look at the real parents
+            parent = os.path.dirname(path)
+            while parent != self.root and not blocked:
+                if os.path.lexists(parent):
+                    blocked = not os.path.isdir(parent)
+                    break
+                parent = os.path.dirname(parent)
+        if blocked:
+            raise KeyConflictError("a_file_is_in_the_way", key=key, store_name=self.name)
         return path
 
     # endregion
 
     # region: reading
     def _read(self, key: str) -> Optional[DirectoryDataItem]:
-        path = self._path(key)
         for attempt in range(5):
             try:
-                stat = os.stat(path)
-            except (FileNotFoundError, NotADirectoryError):
+                path, stat, _ = self._locate(key)
+            except InvalidKeyError:
                 return None
-            except OSError:
-                with map_os_errors(key, self.name):
-                    raise
-            if not _is_regular(stat) or not self._is_inside(path):
+            if stat is None or not _is_regular(stat):
                 return None
             item = DirectoryDataItem(self, key, path, stat)
             try:
@@ -152,9 +211,11 @@ class DirectoryDataStore(DataStoreABC):
                         continue
                     if not key_prefix and name.lower() == RESERVED_SEGMENT:
                         continue
+                    if not is_valid_segment(name):
+                        continue  # not addressable by a key
                     is_dir = entry.is_dir(follow_symlinks=False)
                     entries.append((name + "/" if is_dir else name, is_dir, entry))
-        except (FileNotFoundError, NotADirectoryError):
+        except _MISSING:
             return
         except OSError:
             with map_os_errors(key_prefix, self.name):
@@ -174,20 +235,21 @@ class DirectoryDataStore(DataStoreABC):
                 yield item
 
     def _item_for_entry(self, key: str, entry: os.DirEntry) -> Optional[DirectoryDataItem]:
+        if len(key) > MAX_KEY_BYTES // 4 and len(key.encode("utf-8")) > MAX_KEY_BYTES:
+            return None  # too long to be a key
         try:
-            validate_key(key)
             if entry.is_symlink() and not self._is_inside(entry.path):
                 return None
             stat = entry.stat()
-        except (InvalidKeyError, OSError):
-            return None  # not addressable by a key, or gone since the scan
+        except OSError:
+            return None  # gone since the scan
         if not _is_regular(stat):
             return None
         return DirectoryDataItem(self, key, entry.path, stat)
 
     # endregion
 
-    # region: sidecars (content type and etag)
+    # region: content type and etag (an xattr of the file, else a sidecar)
     def _sidecar_path(self, key: str) -> str:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
         return os.path.join(self._sidecar_dir, digest[:2], digest + ".json")
@@ -202,18 +264,23 @@ class DirectoryDataStore(DataStoreABC):
             return None
         return sidecar
 
+    def _read_xattr(self, path: str) -> Optional[Tuple[int, int, int, str, str]]:
+        """(size, mtime_ns, inode, etag, content type) from the file's xattr, if it has a valid one."""
+        try:
+            value = os.getxattr(path, XATTR_NAME)
+        except OSError:
+            return None
+        return _parse_xattr(value)
+
+    def _write_xattr(self, fd_or_path, item: DirectoryDataItem) -> None:
+        size, mtime_ns, ino = item.fingerprint
+        value = f"{XATTR_VERSION} {size} {mtime_ns} {ino} {item.etag} {item.content_type}"
+        os.setxattr(fd_or_path, XATTR_NAME, value.encode("ascii"))
+
     def _write_sidecar(self, item: DirectoryDataItem) -> None:
         size, mtime_ns, ino = item.fingerprint
-        data = json.dumps(
-            {
-                "key": item.key,
-                "content_type": item.content_type,
-                "etag": item.etag,
-                "size": size,
-                "mtime_ns": mtime_ns,
-                "ino": ino,
-            }
-        ).encode("utf-8")
+        meta = {"key": item.key, "content_type": item.content_type, "etag": item.etag}
+        data = json.dumps({**meta, "size": size, "mtime_ns": mtime_ns, "ino": ino}).encode("utf-8")
         path = self._sidecar_path(item.key)
         with map_os_errors(item.key, self.name):
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -227,13 +294,26 @@ class DirectoryDataStore(DataStoreABC):
                 raise
 
     def _get_content_meta(self, item: DirectoryDataItem) -> Tuple[str, str]:
-        """(content_type, etag) for an item, repairing a stale or missing sidecar."""
-        sidecar = self._read_sidecar(item.key)
-        content_type = (sidecar or {}).get("content_type") or guess_content_type(item.key)
-        fingerprint = list(item.fingerprint)
-        if sidecar and [sidecar.get(k) for k in ("size", "mtime_ns", "ino")] == fingerprint:
-            return content_type, sidecar["etag"]
-        # The file was written by someone else (or the sidecar lost): hash it once.
+        """(content_type, etag) for an item, repairing stale or missing metadata."""
+        fingerprint = item.fingerprint
+        content_type = None
+        if self.xattrs:
+            meta = self._read_xattr(item._path)
+            if meta is not None:
+                if meta[:3] == fingerprint:
+                    return meta[4] or guess_content_type(item.key), meta[3]
+                content_type = meta[4]
+        if self._sidecars or not self.xattrs:
+            sidecar = self._read_sidecar(item.key)
+            if sidecar:
+                etag = sidecar.get("etag")
+                if (sidecar.get("size"), sidecar.get("mtime_ns"), sidecar.get("ino")) == fingerprint and isinstance(
+                    etag, str
+                ):
+                    return sidecar.get("content_type") or guess_content_type(item.key), etag
+                content_type = content_type or sidecar.get("content_type")
+        content_type = content_type or guess_content_type(item.key)
+        # The file was written by someone else (or its metadata lost): hash it once.
         digest = hashlib.sha256()
         with item._open() as file:
             buffer = bytearray(HASH_BUFFER_SIZE)
@@ -245,10 +325,20 @@ class DirectoryDataStore(DataStoreABC):
                 digest.update(view[:count])
         item._content_type, item._etag = content_type, digest.hexdigest()
         try:
-            self._write_sidecar(item)
+            if self.xattrs:
+                self._write_xattr(item._path, item)
+            else:
+                self._write_sidecar(item)
         except Exception:  # pylint: disable=broad-except
             pass  # a read must not fail because the repair could not be saved
         return content_type, item._etag
+
+    def _save_content_meta(self, fd: int, item: DirectoryDataItem) -> None:
+        """Attach an item's metadata to its temp file (fd), before it is published."""
+        if self.xattrs:
+            self._write_xattr(fd, item)
+        else:
+            self._write_sidecar(item)
 
     # endregion
 
@@ -256,20 +346,29 @@ class DirectoryDataStore(DataStoreABC):
     def _create_writer(self, key: str, content_type: str) -> DataWriterABC:
         return DirectoryDataWriter(self, key, content_type)
 
+    def _new_temp_file(self, prefix: str) -> Tuple[int, str]:
+        """A new, empty temp file (fd, path) in the store's temp directory."""
+        while True:
+            path = os.path.join(self._temp_dir, prefix + os.urandom(12).hex())
+            try:
+                return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), path
+            except FileExistsError:  # pragma: no cover - 96 random bits
+                continue
+
     def _publish(self, temp_path: str, key: str) -> None:
         path = self._check_writable(key)
         parent = os.path.dirname(path)
         for attempt in range(3):
-            os.makedirs(parent, exist_ok=True)
-            if not self._is_inside(parent, allow_root=True):
-                raise InvalidKeyError("resolves_outside_root", key=key, store_name=self.name)
             try:
                 os.replace(temp_path, path)
                 break
             except FileNotFoundError:
-                # A concurrent delete pruned the empty parent between makedirs and rename.
-                if attempt == 2 or not os.path.exists(temp_path):
+                if not os.path.exists(temp_path) or attempt == 2:
                     raise
+            # The parent is missing (a new directory, or a concurrent delete pruned it).
+            os.makedirs(parent, exist_ok=True)
+            if not self._is_inside(parent, allow_root=True):
+                raise InvalidKeyError("resolves_outside_root", key=key, store_name=self.name)
         if self.fsync:
             _fsync_directory(parent)
 
@@ -280,29 +379,27 @@ class DirectoryDataStore(DataStoreABC):
         etag = source_item.etag
         self._check_writable(key)
         with map_os_errors(key, self.name):
-            fd, temp_path = tempfile.mkstemp(dir=self._temp_dir, prefix="c-")
-            os.close(fd)
+            target_fd, temp_path = self._new_temp_file("c-")
             try:
-                source_fd = os.open(source_path, os.O_RDONLY)
                 try:
-                    stat = os.fstat(source_fd)
-                    if (stat.st_size, stat.st_mtime_ns, stat.st_ino) != source_item.fingerprint:
-                        raise ContentChangedError("item_replaced", key=source_item.key)
-                    max_size = self._meta.max_item_size
-                    if max_size is not None and stat.st_size > max_size:
-                        raise ItemTooLargeError(f"more_than_{max_size}_bytes", key=key)
-                    target_fd = os.open(temp_path, os.O_WRONLY)
+                    source_fd = os.open(source_path, os.O_RDONLY)
                     try:
+                        stat = os.fstat(source_fd)
+                        if (stat.st_size, stat.st_mtime_ns, stat.st_ino) != source_item.fingerprint:
+                            raise ContentChangedError("item_replaced", key=source_item.key)
+                        max_size = self._meta.max_item_size
+                        if max_size is not None and stat.st_size > max_size:
+                            raise ItemTooLargeError(f"more_than_{max_size}_bytes", key=key)
                         _copy_file(source_fd, target_fd, stat.st_size)
                         if self.fsync:
                             os.fsync(target_fd)
                         stat = os.fstat(target_fd)
                     finally:
-                        os.close(target_fd)
+                        os.close(source_fd)
+                    item = DirectoryDataItem(self, key, self._path(key), stat, content_type, etag)
+                    self._save_content_meta(target_fd, item)
                 finally:
-                    os.close(source_fd)
-                item = DirectoryDataItem(self, key, self._path(key), stat, content_type, etag)
-                self._write_sidecar(item)
+                    os.close(target_fd)
                 self._publish(temp_path, key)
             except BaseException:
                 _unlink_quietly(temp_path)
@@ -313,22 +410,23 @@ class DirectoryDataStore(DataStoreABC):
 
     # region: deleting
     def _delete(self, key: str, item: Optional[DataItemABC]) -> bool:
-        path = self._path(key)
-        if not self._is_inside(path):
+        try:
+            path, stat, _ = self._locate(key)
+        except InvalidKeyError:
+            return False
+        if stat is None or not _is_regular(stat):
             return False
         try:
-            stat = os.stat(path)
-            if not _is_regular(stat):
-                return False
             os.unlink(path)
-        except (FileNotFoundError, NotADirectoryError):
+        except _MISSING:
             return False
         except OSError:
             with map_os_errors(key, self.name):
                 raise
-        sidecar = self._read_sidecar(key)
-        if sidecar and sidecar.get("ino") == stat.st_ino:
-            _unlink_quietly(self._sidecar_path(key))
+        if self._sidecars:
+            sidecar = self._read_sidecar(key)
+            if sidecar and sidecar.get("ino") == stat.st_ino:
+                _unlink_quietly(self._sidecar_path(key))
         self._prune_empty_parents(os.path.dirname(path))
         return True
 
@@ -358,6 +456,45 @@ class DirectoryDataStore(DataStoreABC):
 
 def _is_regular(stat: os.stat_result) -> bool:
     return stat_module.S_ISREG(stat.st_mode)
+
+
+def _parse_xattr(value: bytes) -> Optional[Tuple[int, int, int, str, str]]:
+    try:
+        version, size, mtime_ns, ino, etag, content_type = value.decode("ascii").split(" ", 5)
+        if version != XATTR_VERSION:
+            return None
+        return int(size), int(mtime_ns), int(ino), etag, content_type
+    except ValueError:  # also UnicodeDecodeError
+        return None
+
+
+def _xattrs_supported(directory: str) -> bool:
+    """True if files in directory take user extended attributes."""
+    if not hasattr(os, "setxattr"):
+        return False
+    path = os.path.join(directory, "x-probe-" + os.urandom(8).hex())
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return False
+    try:
+        os.setxattr(fd, XATTR_NAME, b"probe")
+        return os.getxattr(fd, XATTR_NAME) == b"probe"
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.EACCES, errno.ENOSPC, errno.E2BIG):
+            raise
+        return False
+    finally:
+        os.close(fd)
+        _unlink_quietly(path)
+
+
+def _has_entries(directory: str) -> bool:
+    try:
+        with os.scandir(directory) as scan:
+            return next(scan, None) is not None
+    except OSError:
+        return True
 
 
 def _copy_file(source_fd: int, target_fd: int, size: int) -> None:

@@ -1,8 +1,7 @@
 """The one place where OSError becomes a persisty_data error for the directory store."""
 
 import errno
-from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Optional
 
 from persisty_data.errors import KeyConflictError, StorageError, StorageUnavailableError
 
@@ -18,13 +17,29 @@ _CODES = {
 }
 
 
-@contextmanager
-def map_os_errors(key: Optional[str] = None, store_name: Optional[str] = None) -> Iterator[None]:
-    try:
-        yield
-    except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
-        raise KeyConflictError("a_file_and_a_directory_cannot_share_a_path", key=key, store_name=store_name) from exc
-    except OSError as exc:
+class map_os_errors:  # noqa: N801 - used like the function it replaces: with map_os_errors(key, name)
+    """
+    A context manager mapping OSError to KeyConflictError, StorageUnavailableError or
+    StorageError. (A class, not a generator: it wraps every file operation.)
+    """
+
+    __slots__ = ("key", "store_name")
+
+    def __init__(self, key: Optional[str] = None, store_name: Optional[str] = None):
+        self.key = key
+        self.store_name = store_name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None or not isinstance(exc, OSError):
+            return False
+        key, store_name = self.key, self.store_name
+        if isinstance(exc, (FileExistsError, NotADirectoryError, IsADirectoryError)):
+            raise KeyConflictError(
+                "a_file_and_a_directory_cannot_share_a_path", key=key, store_name=store_name
+            ) from exc
         if exc.errno in _UNAVAILABLE:
             raise StorageUnavailableError(exc.strerror or str(exc), key=key, store_name=store_name) from exc
         code = _CODES.get(exc.errno or 0, exc.strerror or type(exc).__name__)

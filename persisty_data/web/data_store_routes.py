@@ -3,7 +3,7 @@
 import re
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Dict, Iterable, Iterator, List, Optional
+from typing import AsyncIterator, Dict, Iterable, Iterator, List, Optional
 from urllib.parse import quote, urlencode
 
 import anyio
@@ -19,8 +19,8 @@ from persisty_data.keys import validate_key
 from persisty_data.web.error_responses import error_response, response_for
 from persisty_data.web.hosted_upload import HostedUpload
 
-FEED_BYTES = 256 * 1024  # request body gathered before a hop to a worker thread
-DOWNLOAD_CHUNK = 256 * 1024
+FEED_BYTES = 1024 * 1024  # request body gathered before a hop to a worker thread
+DOWNLOAD_CHUNK = 1024 * 1024  # a download up to this size is sent in one piece
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
@@ -87,8 +87,7 @@ class DataStoreRoutes:
             return error_response(404, "store_not_found")
         try:
             upload = HostedUpload(factory, request.headers.get("content-type"))
-            await self._feed(upload, request)
-            item = await anyio.to_thread.run_sync(upload.finish)
+            item = await self._receive(upload, request)
         except PersistyDataError as exc:
             return response_for(exc)
         except ClientDisconnect:
@@ -96,23 +95,30 @@ class DataStoreRoutes:
         return self._upload_response(factory, upload.fields, item)
 
     @staticmethod
-    async def _feed(upload: HostedUpload, request: Request) -> None:
-        gathered: List[bytes] = []
+    async def _receive(upload: HostedUpload, request: Request) -> DataItemABC:
+        """
+        Feed the body to the upload in batches of about FEED_BYTES, in a worker thread.
+        A body that fits one batch costs one hop (feed and publish together). A larger
+        one is fed batch by batch while the next batch is received (at most one more
+        waits in between, so memory stays a few batches).
+        """
+        chunks = request.stream()
+        batch: List[bytes] = []
         size = 0
         try:
-            async for chunk in request.stream():
-                gathered.append(chunk)
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                batch.append(chunk)
                 size += len(chunk)
                 if size >= FEED_BYTES:
-                    data = b"".join(gathered)
-                    gathered.clear()
-                    size = 0
-                    await anyio.to_thread.run_sync(upload.feed, data)
-            if gathered:
-                await anyio.to_thread.run_sync(upload.feed, b"".join(gathered))
-        except BaseException:
-            await anyio.to_thread.run_sync(upload.abort)
-            raise
+                    batch = await _feed_pipelined(upload, chunks, batch)
+                    break
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(upload.abort)
+            raise _single(exc) from None
+        return await anyio.to_thread.run_sync(upload.finish, batch)
 
     @staticmethod
     def _upload_response(factory: HostedDataStoreFactory, fields: Dict[str, str], item: DataItemABC) -> Response:
@@ -139,14 +145,18 @@ class DataStoreRoutes:
             return error_response(404, "store_not_found")
         try:
             key = validate_key(request.path_params["key"])
-            item = await anyio.to_thread.run_sync(self._authorized_item, factory, request, key)
-            if item is None:
-                return error_response(404, "not_found", f"not_found: {key}")
-            return await self._item_response(request, item)
+            # Authorization, metadata and (for a small item) the content: one worker hop.
+            return await anyio.to_thread.run_sync(self._download, factory, request, key)
         except PersistyDataError as exc:
             return response_for(exc)
         except _AuthError as exc:
             return error_response(exc.status, exc.code)
+
+    def _download(self, factory: HostedDataStoreFactory, request: Request, key: str) -> Response:
+        item = self._authorized_item(factory, request, key)
+        if item is None:
+            return error_response(404, "not_found", f"not_found: {key}")
+        return self._item_response(request, item)
 
     def _authorized_item(self, factory: HostedDataStoreFactory, request: Request, key: str) -> Optional[DataItemABC]:
         query = request.query_params
@@ -175,7 +185,7 @@ class DataStoreRoutes:
         except (AuthorizationError, ValueError, TypeError):
             raise _AuthError(401, "invalid_token") from None
 
-    async def _item_response(self, request: Request, item: DataItemABC) -> Response:
+    def _item_response(self, request: Request, item: DataItemABC) -> Response:
         etag = f'"{item.etag}"'
         updated_at = item.updated_at.astimezone(timezone.utc).replace(microsecond=0)
         headers = {
@@ -203,7 +213,9 @@ class DataStoreRoutes:
         headers["Content-Type"] = item.content_type  # exactly as stored: no charset added
         if request.method == "HEAD":
             return Response(status_code=status, headers=headers)
-        reader = await anyio.to_thread.run_sync(item.get_data_reader, start, end - start)
+        if end - start <= DOWNLOAD_CHUNK:
+            return Response(item.read_bytes(start, end - start), status_code=status, headers=headers)
+        reader = item.get_data_reader(start, end - start)
         return StreamingResponse(_read_chunks(reader), status_code=status, headers=headers)
 
     # endregion
@@ -214,6 +226,37 @@ class _AuthError(Exception):
         super().__init__(code)
         self.status = status
         self.code = code
+
+
+async def _feed_pipelined(upload: HostedUpload, chunks: AsyncIterator[bytes], batch: List[bytes]) -> List[bytes]:
+    """Feed batch and then the rest of chunks, except the last batch, which is returned."""
+    send, receive = anyio.create_memory_object_stream(1)
+
+    async def feed_batches() -> None:
+        async with receive:
+            async for ready in receive:
+                await anyio.to_thread.run_sync(upload.feed_all, ready)
+
+    size = FEED_BYTES
+    async with anyio.create_task_group() as group:
+        group.start_soon(feed_batches)
+        async with send:
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                if size >= FEED_BYTES:
+                    await send.send(batch)
+                    batch, size = [], 0
+                batch.append(chunk)
+                size += len(chunk)
+    return batch
+
+
+def _single(exc: BaseException) -> BaseException:
+    """The one exception inside anyio's task group exception groups."""
+    while len(getattr(exc, "exceptions", ())) == 1 and type(exc).__name__.endswith("ExceptionGroup"):
+        exc = exc.exceptions[0]  # type: ignore[attr-defined]
+    return exc
 
 
 def _read_chunks(reader) -> Iterator[bytes]:

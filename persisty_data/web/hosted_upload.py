@@ -1,6 +1,6 @@
 """Streams one multipart/form-data upload into a store, enforcing its signed POST policy."""
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -65,7 +65,7 @@ class HostedUpload:
         self._part_value = bytearray()
         self._state = "fields"  # fields -> file -> trailing
         self._writer: Optional[DataWriterABC] = None
-        self._pending: List[bytes] = []
+        self._pending: List[Union[bytes, memoryview]] = []
         self._pending_bytes = 0
         self._size = 0
         self._size_range: Tuple[int, Optional[int]] = (0, None)
@@ -74,13 +74,18 @@ class HostedUpload:
 
     # region: driving
     def feed(self, data: bytes) -> None:
+        self.feed_all((data,))
+
+    def feed_all(self, chunks: Iterable[bytes]) -> None:
+        """Feed the next pieces of the body, in order (one call per hop to a worker thread)."""
         try:
-            try:
-                self._parser.write(data)
-            except MultipartParseError as exc:
-                raise MalformedUploadError(f"malformed_multipart: {exc}") from None
-            if self._pending_bytes >= WRITE_BYTES:
-                self.write_pending()
+            for data in chunks:
+                try:
+                    self._parser.write(data)
+                except MultipartParseError as exc:
+                    raise MalformedUploadError(f"malformed_multipart: {exc}") from None
+                if self._pending_bytes >= WRITE_BYTES:
+                    self.write_pending()
         except BaseException:
             self.abort()
             raise
@@ -91,13 +96,15 @@ class HostedUpload:
 
     def write_pending(self) -> None:
         if self._writer is not None and self._pending:
-            data = b"".join(self._pending)
-            self._pending.clear()
+            pending = self._pending
+            self._pending = []
             self._pending_bytes = 0
-            self._writer.write(data)
+            # One large write: the writer hashes it on another core while it stores it.
+            self._writer.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
-    def finish(self) -> DataItemABC:
-        """Publish the file, once the whole body has been fed."""
+    def finish(self, last_chunks: Iterable[bytes] = ()) -> DataItemABC:
+        """Publish the file, once the whole body has been fed (the end of it may come here)."""
+        self.feed_all(last_chunks)
         try:
             try:
                 self._parser.finalize()
@@ -168,7 +175,9 @@ class HostedUpload:
             _, high = self._size_range
             if high is not None and self._size > high:
                 raise ItemTooLargeError(f"more_than_{high}_bytes", key=self.key)
-            self._pending.append(data[start:end])
+            # The parser hands out slices of the bytes we fed it: keep views, not copies.
+            piece = memoryview(data)[start:end] if isinstance(data, bytes) else bytes(data[start:end])
+            self._pending.append(piece)
             self._pending_bytes += length
         elif self._state == "fields":
             self._part_value += data[start:end]

@@ -1,0 +1,1 @@
+"""persisty-data benchmarks: run with `bash bench/run` (see bench/README.md)."""
