@@ -214,6 +214,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                     spec["params"] = dict(settings[workload])
                     if workload == "small" and subject in plan.NEEDS_S3:
                         spec["params"]["count"] = settings["small"]["s3_count"]
+                    if workload == "range" and subject in plan.NEEDS_S3:
+                        spec["params"]["item_size"] = settings["range"]["s3_item_size"]
                     result = run_case(spec, args.timeout, log_path)
                 status = result.get("error") or result.get("unsupported") or "ok"
                 sys.stderr.write(

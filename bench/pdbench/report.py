@@ -458,7 +458,10 @@ def render(summary: Dict, targets: List[Dict], meta: Dict) -> str:
             )
         )
     if "small" in summary:
-        out.append("\n## Many small items: ops/s per phase (list: items listed per second, with sizes)")
+        out.append(
+            f"\n## Many small items: {meta['params']['small']['count']:,} x 1 KiB (S3:"
+            f" {meta['params']['small']['s3_count']:,}), ops/s per phase (list: items listed per second, with sizes)"
+        )
         out.append(
             "baselines: local files -> raw_file; chunk_sqlite -> sqlite_blob; chunk_postgres -> pg_blob; S3 -> boto3"
         )
@@ -491,8 +494,9 @@ def render(summary: Dict, targets: List[Dict], meta: Dict) -> str:
         )
     if "range" in summary:
         out.append(
-            "\n## Range reads: open by key and read 4 KiB at a random offset of a large item, vs a whole 4 KiB item"
-            " (latency ms)"
+            f"\n## Range reads: open by key and read 4 KiB at a random offset of a"
+            f" {meta['params']['range']['item_size'] // MiB} MiB item (S3:"
+            f" {meta['params']['range']['s3_item_size'] // MiB} MiB), vs a whole 4 KiB item (latency ms)"
         )
         rows = []
         for row in summary["range"]:
