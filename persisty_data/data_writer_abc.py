@@ -83,6 +83,12 @@ class DataWriterABC(ABC):
         if self.max_item_size is not None and self._size + length > self.max_item_size:
             self.abort()
             raise ItemTooLargeError(f"more_than_{self.max_item_size}_bytes", key=self.key)
+        if self.chunk_size:
+            # The chunks handed to the backend are immutable copies: they are hashed (see
+            # _emit_chunk), so this returns without waiting for the hash.
+            self._guard(self._write_bytes, view)
+            self._size += length
+            return length
         self._finish_hashing()
         if length >= PARALLEL_HASH_MIN_BYTES:
             hashing = _get_hash_pool().submit(self._hash.update, view)
@@ -122,8 +128,9 @@ class DataWriterABC(ABC):
         if self._state != "open":
             return
         if self._buffer:
-            self._guard(self._write_chunk, bytes(self._buffer))
+            self._guard(self._emit_chunk, bytes(self._buffer))
             self._buffer.clear()
+        self._guard(lambda _: self._prepare_commit(), None)
         self._guard(lambda _: self._finish_hashing(), None)
         self._state = "committing"
         try:
@@ -182,13 +189,33 @@ class DataWriterABC(ABC):
             view = view[needed:]
             if len(buffer) < chunk_size:
                 return
-            self._write_chunk(bytes(buffer))
+            self._emit_chunk(bytes(buffer))
             buffer.clear()
         full = len(view) - len(view) % chunk_size
         for start in range(0, full, chunk_size):
-            self._write_chunk(bytes(view[start : start + chunk_size]))
+            self._emit_chunk(bytes(view[start : start + chunk_size]))
         if full < len(view):
             buffer += view[full:]
+
+    def _emit_chunk(self, chunk: bytes) -> None:
+        """Hash one chunk (on another core when large: nothing can change bytes) and store it."""
+        self._finish_hashing()
+        if len(chunk) >= PARALLEL_HASH_MIN_BYTES:
+            self._hashing = _get_hash_pool().submit(self._hash.update, chunk)
+        else:
+            self._hash.update(chunk)
+        self._write_chunk(chunk)
+
+    def _hash_pending(self) -> bool:
+        """True while the hash of the bytes written so far is still being computed."""
+        return self._hashing is not None and not self._hashing.done()
+
+    def _prepare_commit(self) -> None:  # noqa: B027 - an optional hook
+        """
+        Called by close() after the last _write_chunk, before it waits for the hash that
+        _commit needs: a backend can store what it still holds here, while the hash of
+        the last bytes is computed on another core.
+        """
 
     def _guard(self, fn, arg) -> None:
         """Run a backend step; on any failure discard the upload before re-raising."""

@@ -235,6 +235,7 @@ def test_s3_backend(tmp_path):
                             "prefix": "direct",
                             "region": REGION,
                             "part_size": 6 * 1024 * 1024,
+                            "max_concurrency": 2,
                             "max_item_size": 1000,
                         },
                         "proxied": {"backend": "s3", "bucket": bucket, "region": REGION, "factory": "hosted"},
@@ -247,6 +248,7 @@ def test_s3_backend(tmp_path):
             store = direct.get_store()
             assert isinstance(store, S3DataStore)
             assert (store.bucket, store.prefix, store.part_size) == (bucket, "direct/", 6 * 1024 * 1024)
+            assert store.max_concurrency == 2
             assert store.client.meta.region_name == REGION
             item = store.write_bytes("a.txt", b"hello")
             assert client.get_object(Bucket=bucket, Key="direct/a.txt")["Body"].read() == b"hello"
@@ -429,6 +431,7 @@ BAD_S3_VALUES = [
     ("endpoint_url", "localhost:9000", "must be an http(s) URL"),
     ("region", "US East", "must be a region name"),
     ("part_size", 1024, "must be an integer from 5242880 to 5368709120, got 1024"),
+    ("max_concurrency", 0, "must be an integer from 1 to 64, got 0"),
 ]
 
 

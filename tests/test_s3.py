@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Dict, List, Tuple
 
 import boto3
@@ -168,6 +169,11 @@ class TestConfiguration:
             S3DataStore("bucket-x", region_name=REGION, part_size=PART - 1)
         assert S3DataStore("bucket-x", region_name=REGION).part_size == 8 * 1024 * 1024
 
+    @pytest.mark.parametrize("value", [0, 65, "4", 2.0])
+    def test_max_concurrency_is_checked(self, value):
+        with pytest.raises(ConfigurationError, match="max_concurrency"):
+            S3DataStore("bucket-x", region_name=REGION, max_concurrency=value)
+
     def test_prefix_is_a_folder(self):
         assert S3DataStore("bucket-x", prefix="a/b", region_name=REGION).prefix == "a/b/"
         with pytest.raises(ConfigurationError):
@@ -215,6 +221,54 @@ class TestWrites:
         head = store.client.head_object(Bucket=store.bucket, Key="docs/a.txt")
         assert head["ContentType"] == "text/plain"
         assert head["Metadata"]["sha256"] == sha256(data) == item.etag
+
+    def test_a_small_write_is_one_request_and_updated_at_loads_when_used(self, store):
+        wire = Wire(store.client)
+        item = store.write_bytes("a.txt", b"hello")
+        assert wire.ops() == ["PutObject"]  # PutObject's response has no date: no HEAD yet
+        assert (item.size, item.etag, item.content_type) == (5, sha256(b"hello"), "text/plain")
+        assert item.updated_at == store.read("a.txt").updated_at
+        assert wire.ops() == ["PutObject", "HeadObject", "HeadObject"]
+        assert item.updated_at.tzinfo is not None and item.updated_at.microsecond == 0
+
+    def test_updated_at_of_content_replaced_before_it_was_used(self, store):
+        item = store.write_bytes("a.txt", b"first")
+        store.write_bytes("a.txt", b"second")
+        before = datetime.now(timezone.utc).replace(microsecond=0)
+        # S3 no longer has the first object's date: the item reports when it found out.
+        assert before <= item.updated_at <= datetime.now(timezone.utc)
+
+    def test_parts_go_up_in_parallel_within_max_concurrency(self, server_store):
+        store = S3DataStore(server_store.bucket, client=server_store.client, part_size=PART, max_concurrency=3)
+        in_flight, peak, lock = [0], [0], threading.Lock()
+
+        def started(model, **kwargs):
+            if model.name == "UploadPart":
+                with lock:
+                    in_flight[0] += 1
+                    peak[0] = max(peak[0], in_flight[0])
+                time.sleep(0.05)  # long enough for the writer to hand over the next parts
+
+        def finished(model, **kwargs):
+            if model.name == "UploadPart":
+                with lock:
+                    in_flight[0] -= 1
+
+        store.client.meta.events.register("before-call.s3", started)
+        store.client.meta.events.register("after-call.s3", finished)
+        wire = Wire(store.client)
+        data = pattern(6 * PART + 77)
+        with store.get_data_writer("par.bin") as writer:
+            for start in range(0, len(data), 1024 * 1024):
+                writer.write(data[start : start + 1024 * 1024])
+        assert peak[0] == 3
+        numbers = [p["PartNumber"] for name, p in wire.calls if name == "UploadPart"]
+        assert sorted(numbers) == list(range(1, 8))
+        (complete,) = [p for name, p in wire.calls if name == "CompleteMultipartUpload"]
+        assert [part["PartNumber"] for part in complete["MultipartUpload"]["Parts"]] == list(range(1, 8))
+        assert writer.item.etag == sha256(data) == store.read("par.bin").etag
+        assert store.read("par.bin").read_bytes() == data
+        assert s3_debris(store) == []
 
     def test_exactly_one_part_is_still_a_single_put(self, store):
         wire = Wire(store.client)

@@ -59,6 +59,13 @@ class ChunkDataWriter(DataWriterABC):
         if failed is not None:
             raise StorageError(f"chunk_write_failed:{failed.code}", key=self.key, store_name=store.name)
 
+    def _prepare_commit(self) -> None:
+        # While the last chunk is still being hashed, store it in its own transaction
+        # (the database works without the GIL): the item row's transaction is then tiny.
+        # Small items, hashed already, keep chunks and item row in one transaction.
+        if self._hash_pending():
+            self._flush()
+
     def _commit(self, size: int, etag: str) -> ChunkDataItem:
         # The last chunks go to the store with the item row: one transaction where it can.
         pending = self._take_pending()

@@ -18,6 +18,7 @@ DEFAULT_POLICY = "owned"
 # S3's own limits (duplicated here: importing persisty_data.s3 needs boto3).
 S3_MIN_PART_SIZE = 5 * 1024 * 1024
 S3_MAX_PART_SIZE = 5 * 1024**3
+S3_MAX_CONCURRENCY = 64  # as S3DataStore (not imported: boto3 is optional)
 MAX_EXPIRY_SECONDS = int(MAX_EXPIRY.total_seconds())
 
 STORE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -235,6 +236,7 @@ SETTINGS: Dict[str, Setting] = {
         Setting("endpoint_url", _str(_http_url(path_allowed=True), allow_empty=False), backends=_S3),
         Setting("region", _str(_check_region, allow_empty=False), backends=_S3),
         Setting("part_size", _int(S3_MIN_PART_SIZE, S3_MAX_PART_SIZE), backends=_S3),
+        Setting("max_concurrency", _int(1, S3_MAX_CONCURRENCY), backends=_S3),
         Setting("max_item_size", _int(1, hint=" (omit it for no limit)")),
         Setting("permitted_content_types", _parse_content_types),
         Setting("upload_expiry", _EXPIRY),

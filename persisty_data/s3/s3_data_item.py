@@ -1,6 +1,6 @@
 """An item in an S3DataStore: one object version, described by its S3 ETag."""
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, BinaryIO, Optional
 
 from persisty_data.data_item import DataItem
@@ -8,6 +8,8 @@ from persisty_data.data_item_abc import get_range
 
 if TYPE_CHECKING:
     from persisty_data.s3.s3_data_store import S3DataStore
+
+_UNSET = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class S3DataItem(DataItem):
@@ -20,6 +22,10 @@ class S3DataItem(DataItem):
 
     s3_etag (S3's own ETag) names the object version this item describes: readers send
     it as If-Match, so they never mix versions.
+
+    An item returned by a write knows everything but, after a PutObject (whose response
+    has no Last-Modified), its updated_at: that is loaded with one HEAD when first used,
+    so a write costs one request, not two.
     """
 
     __slots__ = ("_store", "_s3_etag", "_version_id")
@@ -29,13 +35,15 @@ class S3DataItem(DataItem):
         store: "S3DataStore",
         key: str,
         size: int,
-        updated_at: datetime,
+        updated_at: Optional[datetime],
         s3_etag: str,
         version_id: Optional[str] = None,
         content_type: Optional[str] = None,
         etag: Optional[str] = None,
     ):
-        super().__init__(key, size, content_type, etag, updated_at)  # type: ignore[arg-type]
+        super().__init__(key, size, content_type, etag, updated_at or _UNSET)  # type: ignore[arg-type]
+        if updated_at is None:
+            self._updated_at = None  # type: ignore[assignment]
         self._store = store
         self._s3_etag = s3_etag
         self._version_id = version_id
@@ -51,6 +59,12 @@ class S3DataItem(DataItem):
         if self._etag is None:
             self._store._load_content_meta(self)
         return self._etag  # type: ignore[return-value]
+
+    @property
+    def updated_at(self) -> datetime:
+        if self._updated_at is None:
+            self._store._load_updated_at(self)
+        return self._updated_at  # type: ignore[return-value]
 
     @property
     def s3_etag(self) -> str:

@@ -66,12 +66,14 @@ import base64
 import hashlib
 import logging
 import math
+import os
 import re
 import threading
 import uuid
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from botocore.exceptions import ClientError
 from persisty.attr.attr_filter import AttrFilter
@@ -116,8 +118,14 @@ logger = logging.getLogger(__name__)
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3 refuses smaller parts (except the last)
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
-DEFAULT_COPY_PART_SIZE = 256 * 1024 * 1024
+# Parts of one multipart upload sent at once. Each holds a part in memory: with the
+# defaults a large write buffers at most 5 x 8 MiB.
+DEFAULT_MAX_CONCURRENCY = 4
+MAX_CONCURRENCY = 64
 MAX_COPY_OBJECT_SIZE = 5 * 1024**3  # CopyObject's limit; larger objects need UploadPartCopy
+# One CopyObject up to its limit: the parts of a multipart copy go one after the other, so
+# smaller parts only add requests (and, on moto, a full read of the source per part).
+DEFAULT_COPY_PART_SIZE = MAX_COPY_OBJECT_SIZE
 S3_MAX_KEY_BYTES = 1024
 LIST_PAGE_SIZE = 1000  # S3's maximum MaxKeys
 READ_CHUNK_SIZE = 256 * 1024
@@ -153,8 +161,11 @@ class S3DataStore(DataStoreABC):
     with SigV4 and use botocore's standard retry mode (``max_attempts`` tries in all).
 
     ``part_size`` (default 8 MiB, at least S3's 5 MiB) is both the largest content sent
-    in one PutObject and the multipart part size, so a write holds about one part in
-    memory. ``copy_part_size`` (default 256 MiB) is the largest object copied with one
+    in one PutObject and the multipart part size. ``max_concurrency`` (default 4) parts
+    of a multipart upload are sent at once on the store's upload threads while the next
+    fills, so a write holds at most ``(max_concurrency + 1) * part_size`` in memory
+    (40 MiB with the defaults); 1 sends them one after the other. ``copy_part_size``
+    (default 5 GiB, CopyObject's limit) is the largest object copied with one
     CopyObject; larger ones are copied with UploadPartCopy in parts of that size.
     ``send_checksums`` sends ChecksumSHA256 on every upload so S3 verifies the bytes;
     turn it off for endpoints without S3's additional checksums.
@@ -173,6 +184,7 @@ class S3DataStore(DataStoreABC):
         endpoint_url: Optional[str] = None,
         region_name: Optional[str] = None,
         part_size: int = DEFAULT_PART_SIZE,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         copy_part_size: int = DEFAULT_COPY_PART_SIZE,
         max_item_size: Optional[int] = None,
         permitted_content_types: Optional[Tuple[str, ...]] = None,
@@ -195,7 +207,15 @@ class S3DataStore(DataStoreABC):
                     f"{label}_must_be_{MIN_PART_SIZE}_to_{MAX_PART_SIZE}:{size!r}",
                     store_name=self.name,
                 )
+        if not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= MAX_CONCURRENCY:
+            raise ConfigurationError(
+                f"max_concurrency_must_be_1_to_{MAX_CONCURRENCY}:{max_concurrency!r}", store_name=self.name
+            )
         self.part_size = part_size
+        self.max_concurrency = max_concurrency
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
         self.copy_part_size = copy_part_size
         self.send_checksums = send_checksums
         self.save_computed_etags = save_computed_etags
@@ -224,6 +244,18 @@ class S3DataStore(DataStoreABC):
     def get_meta(self) -> DataStoreMeta:
         return self._meta
 
+    def _upload_pool(self) -> ThreadPoolExecutor:
+        """The threads that send multipart parts (made on first use, again after a fork)."""
+        pid = os.getpid()
+        if self._pool is None or self._pool_pid != pid:
+            with self._pool_lock:
+                if self._pool is None or self._pool_pid != pid:
+                    self._pool = ThreadPoolExecutor(
+                        max_workers=self.max_concurrency, thread_name_prefix=f"persisty-data-s3-{self.name}"
+                    )
+                    self._pool_pid = pid
+        return self._pool
+
     @property
     def client(self) -> Any:
         """The boto3 S3 client (for maintenance and tests)."""
@@ -249,12 +281,18 @@ class S3DataStore(DataStoreABC):
 
     # region: items from HEAD and listings
     def _head(
-        self, s3_key: str, if_match: Optional[str] = None, bucket: Optional[str] = None
+        self,
+        s3_key: str,
+        if_match: Optional[str] = None,
+        bucket: Optional[str] = None,
+        version_id: Optional[str] = None,
     ) -> Optional[Dict[str, Any]]:
         """HeadObject, or None if there is no object. A failed If-Match raises ContentChangedError."""
         params: Dict[str, Any] = dict(Bucket=bucket or self.bucket, Key=s3_key)
         if if_match is not None:
             params["IfMatch"] = if_match
+        if version_id is not None:
+            params["VersionId"] = version_id
         with map_s3_errors(s3_key[len(self.prefix) :], self.name, params["Bucket"]):
             try:
                 return self._client.head_object(**params)  # type: ignore[no-any-return]
@@ -360,7 +398,7 @@ class S3DataStore(DataStoreABC):
         metadata = dict(head.get("Metadata") or {})
         extra = {name: head[name] for name in _PRESERVED_ON_COPY if head.get(name)}
         try:
-            s3_etag, _, copied = self._server_copy(
+            s3_etag, _, copied, _ = self._server_copy(
                 self.bucket, s3_key, item.s3_etag, item.size, s3_key, content_type, sha256, metadata, extra
             )
             if copied is not None and copied != sha256:
@@ -554,34 +592,40 @@ class S3DataStore(DataStoreABC):
         etag: str,
         s3_etag: str,
         version_id: Optional[str],
+        last_modified: Optional[datetime] = None,
     ) -> S3DataItem:
-        """The item for content just published (updated_at is S3's LastModified)."""
+        """
+        The item for content just published. updated_at is S3's LastModified: from the
+        response when it has one (CopyObject's), else loaded with a HEAD when first used.
+        """
+        updated_at = None if last_modified is None else _utc_seconds(last_modified)
+        return S3DataItem(self, key, size, updated_at, s3_etag, version_id, content_type, etag)
+
+    def _load_updated_at(self, item: S3DataItem) -> None:
+        head: Optional[Dict[str, Any]]
         try:
-            head = self._head(self._s3_key(key), if_match=s3_etag)
+            # In a versioned bucket, that version's date even if it was replaced since.
+            head = self._head(self._s3_key(item.key), if_match=item.s3_etag, version_id=item.version_id)
         except ContentChangedError:
             head = None
         if head is None:
-            # Replaced or deleted by someone else already: describe what we wrote.
-            now = datetime.now(timezone.utc).replace(microsecond=0)
-            return S3DataItem(self, key, size, now, s3_etag, version_id, content_type, etag)
-        return S3DataItem(
-            self, key, size, _utc_seconds(head["LastModified"]), head["ETag"], _version_id(head), content_type, etag
-        )
+            # Replaced or deleted by someone else already: S3 no longer has its date.
+            item._updated_at = datetime.now(timezone.utc).replace(microsecond=0)
+        else:
+            item._updated_at = _utc_seconds(head["LastModified"])
 
     def _written_item(self, key: str, size: int, content_type: str, etag: str, response: Dict[str, Any]) -> S3DataItem:
         return self._published_item(key, size, content_type, etag, response["ETag"], _version_id(response))
 
     def _publish_copy(
         self, temp_key: str, temp_s3_etag: str, size: int, s3_key: str, content_type: str, sha256: str
-    ) -> Tuple[str, Optional[str]]:
+    ) -> "_Copied":
         """Publish a completed temporary upload under s3_key, with its type and hash."""
-        s3_etag, version_id, copied_sha256 = self._server_copy(
-            self.bucket, temp_key, temp_s3_etag, size, s3_key, content_type, sha256
-        )
-        if copied_sha256 is not None and copied_sha256 != sha256:
+        copied = self._server_copy(self.bucket, temp_key, temp_s3_etag, size, s3_key, content_type, sha256)
+        if copied.sha256 is not None and copied.sha256 != sha256:
             # Nobody else writes a temporary key: S3 stored other bytes than we sent.
             raise StorageError("checksum_mismatch_after_copy", key=s3_key[len(self.prefix) :], store_name=self.name)
-        return s3_etag, version_id
+        return copied
 
     def _server_copy(
         self,
@@ -594,11 +638,12 @@ class S3DataStore(DataStoreABC):
         sha256: str,
         metadata: Optional[Dict[str, str]] = None,
         extra: Optional[Dict[str, Any]] = None,
-    ) -> Tuple[str, Optional[str], Optional[str]]:
+    ) -> "_Copied":
         """
         Copy the source version named by its S3 ETag to s3_key in this bucket with a new
-        content type and x-amz-meta-sha256. Returns (S3 ETag, version id, SHA-256 hex of
-        the bytes S3 copied, when S3 reports it: one CopyObject with ChecksumAlgorithm).
+        content type and x-amz-meta-sha256. Returns the new S3 ETag, version id, SHA-256
+        hex of the bytes S3 copied and LastModified, the last two when S3 reports them
+        (one CopyObject does; with ChecksumAlgorithm for the checksum).
         :raises ContentChangedError: if the source changed or vanished.
         """
         copy_source = {"Bucket": source_bucket, "Key": source_s3_key}
@@ -620,7 +665,7 @@ class S3DataStore(DataStoreABC):
             result = response.get("CopyObjectResult") or {}
             checksum = result.get("ChecksumSHA256")
             copied = base64.b64decode(checksum).hex() if checksum and "-" not in checksum else None
-            return result["ETag"], _version_id(response), copied
+            return _Copied(result["ETag"], _version_id(response), copied, result.get("LastModified"))
         with self._errors(key):
             upload_id = self._client.create_multipart_upload(**params)["UploadId"]
         try:
@@ -650,7 +695,7 @@ class S3DataStore(DataStoreABC):
         except BaseException:
             self._abort_upload_quietly(s3_key, upload_id)
             raise
-        return response["ETag"], _version_id(response), None
+        return _Copied(response["ETag"], _version_id(response), None, None)
 
     def _relabel(self, s3_key: str, content_type: str, sha256: str, metadata: Optional[Dict[str, str]] = None) -> None:
         """
@@ -662,9 +707,9 @@ class S3DataStore(DataStoreABC):
             head = self._head(s3_key)
             if head is None:
                 return
-            s3_etag, _, copied = self._server_copy(
+            copied = self._server_copy(
                 self.bucket, s3_key, head["ETag"], int(head["ContentLength"]), s3_key, content_type, sha256, metadata
-            )
+            ).sha256
             if copied is None or copied == sha256:
                 return
             sha256 = copied
@@ -709,7 +754,7 @@ class S3DataStore(DataStoreABC):
         sha256 = source_item.etag  # from metadata, or hashed once by the source store
         s3_key = self._s3_key(key)
         try:
-            s3_etag, version_id, copied = self._server_copy(
+            result = self._server_copy(
                 source_store.bucket,
                 source_store._s3_key(source_item.key),
                 source_item.s3_etag,
@@ -722,10 +767,12 @@ class S3DataStore(DataStoreABC):
             if source_store._client is self._client:
                 raise
             return None  # these credentials cannot read the source: stream with each store's own
-        if copied is not None and copied != sha256:
-            self._relabel(s3_key, content_type, copied)
+        if result.sha256 is not None and result.sha256 != sha256:
+            self._relabel(s3_key, content_type, result.sha256)
             raise ContentChangedError("item_replaced", key=source_item.key, store_name=source_store.name)
-        return self._published_item(key, source_item.size, content_type, sha256, s3_etag, version_id)
+        return self._published_item(
+            key, source_item.size, content_type, sha256, result.s3_etag, result.version_id, result.last_modified
+        )
 
     def _shares_endpoint(self, other: "S3DataStore") -> bool:
         mine, theirs = self._client.meta, other._client.meta
@@ -834,6 +881,15 @@ def _check_prefix(prefix: str, store_name: str) -> str:
     if len(folder.encode("utf-8")) >= MAX_KEY_BYTES:
         raise ConfigurationError(f"prefix_too_long:{prefix!r}", store_name=store_name)
     return folder + "/"
+
+
+class _Copied(NamedTuple):
+    """What a server-side copy reports (sha256 and last_modified when S3 says)."""
+
+    s3_etag: str
+    version_id: Optional[str]
+    sha256: Optional[str]
+    last_modified: Optional[datetime]
 
 
 def _utc_seconds(value: datetime) -> datetime:

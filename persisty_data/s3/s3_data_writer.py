@@ -4,7 +4,9 @@ import base64
 import hashlib
 import io
 import logging
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from collections import deque
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional
 
 from botocore.exceptions import ClientError
 
@@ -38,11 +40,15 @@ class S3DataWriter(DataWriterABC):
     Otherwise a multipart upload starts at the first byte past one part, under a unique
     temporary key in the store's reserved ``.persisty_data/uploads/`` folder (no item key
     can start with it). Each part goes up as soon as it is full, with its own
-    ChecksumSHA256. close() completes the upload, then one server-side copy publishes it
-    under the item's key with its content type and ``x-amz-meta-sha256`` (only known now),
-    and the temporary object is deleted. The item's key changes exactly once, from the old
-    object to the complete new one; any failure before that copy aborts the upload (or
-    deletes the temporary object) and leaves the old object untouched.
+    ChecksumSHA256, on the store's upload threads: up to ``max_concurrency`` parts are
+    in flight while the next one fills, so a write holds at most max_concurrency + 1
+    parts in memory and the caller blocks when that many are buffered. A part that fails
+    fails the next write() or close(). close() waits for every part, completes the
+    upload, then one server-side copy publishes it under the item's key with its content
+    type and ``x-amz-meta-sha256`` (only known now), and the temporary object is deleted.
+    The item's key changes exactly once, from the old object to the complete new one;
+    any failure before that copy aborts the upload (after the parts in flight have
+    settled, so none lands after the abort) and leaves the old object untouched.
     See S3DataStore for why.
     """
 
@@ -54,8 +60,10 @@ class S3DataWriter(DataWriterABC):
         self._part_size = store.part_size
         self._part = bytearray()
         self._fill = 0
+        self._spare: List[bytearray] = []  # buffers of parts already sent, for reuse
         self._upload_id: Optional[str] = None
         self._parts: List[Dict[str, Any]] = []
+        self._in_flight: Deque[Future[Dict[str, Any]]] = deque()
         self._temp_key: Optional[str] = None
         self._temp_version_id: Optional[str] = None
         self._temp_exists = False
@@ -67,25 +75,42 @@ class S3DataWriter(DataWriterABC):
                 self._upload_part()
             end = min(self._part_size, self._fill + len(view))
             count = end - self._fill
-            # Grows the buffer while the first part fills, overwrites it in place after.
+            # Grows the first part's buffer as it fills; later parts get a full-size one.
             self._part[self._fill : end] = view[:count]
             self._fill = end
             view = view[count:]
 
-    def _upload_part(self) -> None:
+    def _upload_part(self, last: bool = False) -> None:
+        """Send the part filled so far (on the store's upload threads) and start the next."""
         store = self._store
-        body = memoryview(self._part)[: self._fill]
-        with map_s3_errors(self.key, store.name, store.bucket):
-            if self._upload_id is None:
-                self._temp_key = store._new_temp_key()
-                params: Dict[str, Any] = dict(Bucket=store.bucket, Key=self._temp_key, ContentType=self.content_type)
-                if store.send_checksums:
-                    params["ChecksumAlgorithm"] = "SHA256"
+        if self._upload_id is None:
+            self._temp_key = store._new_temp_key()
+            params: Dict[str, Any] = dict(Bucket=store.bucket, Key=self._temp_key, ContentType=self.content_type)
+            if store.send_checksums:
+                params["ChecksumAlgorithm"] = "SHA256"
+            with map_s3_errors(self.key, store.name, store.bucket):
                 self._upload_id = store._client.create_multipart_upload(**params)["UploadId"]
-            part_number = len(self._parts) + 1
-            if part_number > MAX_PARTS:
-                raise StorageError("more_than_10000_parts", key=self.key, store_name=store.name)
-            params = dict(
+        part_number = len(self._parts) + len(self._in_flight) + 1
+        if part_number > MAX_PARTS:
+            raise StorageError("more_than_10000_parts", key=self.key, store_name=store.name)
+        buffer, length = self._part, self._fill
+        while len(self._in_flight) >= store.max_concurrency:
+            self._settle_oldest()
+        self._in_flight.append(store._upload_pool().submit(self._send_part, part_number, buffer, length))
+        if last:
+            self._part = bytearray()
+        else:
+            self._part = self._spare.pop() if self._spare else bytearray(self._part_size)
+        self._fill = 0
+        if part_number % PARTS_PER_SIZE == 0:
+            self._part_size = min(MAX_PART_SIZE, self._part_size * 2)
+            self._spare.clear()
+
+    def _send_part(self, part_number: int, buffer: bytearray, length: int) -> Dict[str, Any]:
+        store = self._store
+        body = memoryview(buffer)[:length]
+        try:
+            params: Dict[str, Any] = dict(
                 Bucket=store.bucket,
                 Key=self._temp_key,
                 UploadId=self._upload_id,
@@ -95,12 +120,21 @@ class S3DataWriter(DataWriterABC):
             part: Dict[str, Any] = {"PartNumber": part_number}
             if store.send_checksums:
                 params["ChecksumSHA256"] = part["ChecksumSHA256"] = sha256_b64(hashlib.sha256(body).digest())
-            part["ETag"] = store._client.upload_part(**params)["ETag"]
-        body.release()
-        self._parts.append(part)
-        self._fill = 0
-        if part_number % PARTS_PER_SIZE == 0:
-            self._part_size = min(MAX_PART_SIZE, self._part_size * 2)
+            with map_s3_errors(self.key, store.name, store.bucket):
+                part["ETag"] = store._client.upload_part(**params)["ETag"]
+        finally:
+            body.release()
+        if len(buffer) == self._part_size:
+            self._spare.append(buffer)
+        return part
+
+    def _settle_oldest(self) -> None:
+        """Wait for the oldest part in flight; its failure is raised here."""
+        self._parts.append(self._in_flight.popleft().result())
+
+    def _settle_all(self) -> None:
+        while self._in_flight:
+            self._settle_oldest()
 
     def _commit(self, size: int, etag: str) -> S3DataItem:
         store = self._store
@@ -120,8 +154,8 @@ class S3DataWriter(DataWriterABC):
                 response = store._client.put_object(**params)
             self._release()
             return store._written_item(self.key, size, self.content_type, etag, response)
-        del self._part[self._fill :]
-        self._upload_part()
+        self._upload_part(last=True)
+        self._settle_all()
         self._release()
         assert self._temp_key is not None
         with map_s3_errors(self.key, store.name, store.bucket):
@@ -139,13 +173,21 @@ class S3DataWriter(DataWriterABC):
                 # botocore raises for an error S3 reports inside a 200 response; a missing
                 # ETag means the endpoint broke the protocol.
                 raise StorageError("complete_multipart_upload_without_etag", key=self.key, store_name=store.name)
-        s3_etag, version_id = store._publish_copy(
-            self._temp_key, temp_s3_etag, size, self._s3_key, self.content_type, etag
-        )
+        copied = store._publish_copy(self._temp_key, temp_s3_etag, size, self._s3_key, self.content_type, etag)
         self._delete_temp()
-        return store._published_item(self.key, size, self.content_type, etag, s3_etag, version_id)
+        return store._published_item(
+            self.key, size, self.content_type, etag, copied.s3_etag, copied.version_id, copied.last_modified
+        )
 
     def _abort(self) -> None:
+        # Let the parts in flight finish (or fail) first: a part that lands after the
+        # abort would leave storage behind.
+        for future in self._in_flight:
+            try:
+                future.result()
+            except BaseException:  # pylint: disable=broad-except
+                pass  # the upload is being discarded anyway
+        self._in_flight.clear()
         self._release()
         upload_id, self._upload_id = self._upload_id, None
         store = self._store
@@ -175,6 +217,7 @@ class S3DataWriter(DataWriterABC):
     def _release(self) -> None:
         self._part = bytearray()
         self._fill = 0
+        self._spare.clear()
 
 
 class _PartBody(io.RawIOBase):

@@ -46,6 +46,20 @@ class TestRoundTrip:
         assert writer.item.etag == sha256(data)
         assert store.read("odd/writes.dat").read_bytes() == data
 
+    def test_caller_may_reuse_its_buffer_once_write_returns(self, store, backend):
+        # Large writes are hashed on another thread: the writer must be done with the
+        # caller's bytes (hash included) when write() returns.
+        data = random_bytes(backend.boundary * 2 + 4321, seed=11)
+        buffer = bytearray(1024 * 1024)
+        with store.get_data_writer("reused.bin") as writer:
+            for start in range(0, len(data), len(buffer)):
+                piece = data[start : start + len(buffer)]
+                buffer[: len(piece)] = piece
+                writer.write(memoryview(buffer)[: len(piece)])
+                buffer[:] = bytes(len(buffer))  # scribble over it at once
+        assert writer.item.etag == sha256(data)
+        assert store.read("reused.bin").read_bytes() == data
+
     def test_write_stream(self, store):
         data = random_bytes(100_000, seed=3)
         item = store.write_stream("stream.bin", io.BytesIO(data), "application/x-test")
