@@ -236,6 +236,7 @@ def test_s3_backend(tmp_path):
                             "region": REGION,
                             "part_size": 6 * 1024 * 1024,
                             "max_concurrency": 2,
+                            "publish_by_copy": True,
                             "max_item_size": 1000,
                         },
                         "proxied": {"backend": "s3", "bucket": bucket, "region": REGION, "factory": "hosted"},
@@ -248,7 +249,7 @@ def test_s3_backend(tmp_path):
             store = direct.get_store()
             assert isinstance(store, S3DataStore)
             assert (store.bucket, store.prefix, store.part_size) == (bucket, "direct/", 6 * 1024 * 1024)
-            assert store.max_concurrency == 2
+            assert store.max_concurrency == 2 and store.publish_by_copy is True
             assert store.client.meta.region_name == REGION
             item = store.write_bytes("a.txt", b"hello")
             assert client.get_object(Bucket=bucket, Key="direct/a.txt")["Body"].read() == b"hello"

@@ -275,7 +275,7 @@ class TestWrites:
         store.write_bytes("one.bin", pattern(PART))
         assert wire.count("PutObject") == 1 and wire.count("UploadPart") == 0
 
-    def test_larger_content_streams_as_multipart_with_sha256_metadata(self, store):
+    def test_larger_content_is_one_multipart_upload_tagged_with_its_hash(self, store):
         old = store.write_bytes("big.bin", b"old")
         wire = Wire(store.client)
         data = pattern(2 * PART + 123)
@@ -284,43 +284,123 @@ class TestWrites:
                 writer.write(data[start : start + 1024 * 1024])
             assert store.read("big.bin") == old  # nothing visible before close()
         item = writer.item
-        ops = wire.ops()
-        assert ops.count("UploadPart") == 3
-        assert "PutObject" not in ops
-        assert ops.index("CreateMultipartUpload") < ops.index("CompleteMultipartUpload")
-        # Each part carries its own SHA-256 checksum.
-        assert all(h.get("x-amz-checksum-sha256") for h in wire.headers("UploadPart"))
-        # The upload goes to a temporary key; one server-side copy publishes it with the
-        # hash, and the temporary object is deleted.
+        # The upload goes straight to the key (marked pending), completes in one step and
+        # is then tagged: no copy, no temporary object, no extra request per part.
+        assert [op for op in wire.ops() if op != "HeadObject"] == ["CreateMultipartUpload"] + ["UploadPart"] * 3 + [
+            "CompleteMultipartUpload",
+            "PutObjectTagging",
+        ]
         (create,) = [p for name, p in wire.calls if name == "CreateMultipartUpload"]
-        temp_key = create["Key"]
-        assert temp_key.startswith(".persisty_data/uploads/")
-        (copy,) = [p for name, p in wire.calls if name == "CopyObject"]
-        assert copy["CopySource"] == {"Bucket": store.bucket, "Key": temp_key}
-        assert copy["Key"] == "big.bin" and copy["MetadataDirective"] == "REPLACE"
-        assert copy["Metadata"] == {"sha256": sha256(data)} and copy["ContentType"] == "application/x-test"
-        assert [p["Key"] for name, p in wire.calls if name == "DeleteObject"] == [temp_key]
-        assert wire.count("GetObject") == 0
+        assert create["Key"] == "big.bin" and create["ContentType"] == "application/x-test"
+        assert create["Tagging"] == "persisty-data-sha256=pending"
+        assert all(h.get("x-amz-checksum-sha256") for h in wire.headers("UploadPart"))
         head = store.client.head_object(Bucket=store.bucket, Key="big.bin")
+        tags = store.client.get_object_tagging(Bucket=store.bucket, Key="big.bin")["TagSet"]
+        assert {t["Key"]: t["Value"] for t in tags} == {
+            "persisty-data-sha256": sha256(data),
+            "persisty-data-s3-etag": head["ETag"].strip('"'),
+        }
         assert head["ContentType"] == "application/x-test"
-        assert head["Metadata"]["sha256"] == sha256(data) == item.etag
-        assert store.read("big.bin") == item
+        assert item.etag == sha256(data) and item.s3_etag == head["ETag"]
+        # Another process (no cache) finds the hash in the tags, without reading the content.
+        fresh = S3DataStore(store.bucket, client=store.client)
+        wire.clear()
+        assert fresh.read("big.bin") == item
+        assert wire.count("GetObjectTagging") == 1 and wire.count("GetObject") == 0
         assert item.read_bytes() == data
         assert s3_debris(store) == []
 
-    def test_failed_publish_keeps_old_object_and_leaves_nothing(self, store):
-        old = store.write_bytes("k.bin", b"old content")
-        other_tool = boto3.client("s3", region_name=REGION)
+    def test_tags_of_another_object_version_are_not_trusted(self, store):
+        data = pattern(PART + 1)
+        store.write_bytes("k.bin", data)
+        # A writer that lost a race tagged the object the winner completed.
+        store.client.put_object_tagging(
+            Bucket=store.bucket,
+            Key="k.bin",
+            Tagging={
+                "TagSet": [
+                    {"Key": "persisty-data-sha256", "Value": "0" * 64},
+                    {"Key": "persisty-data-s3-etag", "Value": "not-this-one-2"},
+                ]
+            },
+        )
+        fresh = S3DataStore(store.bucket, client=store.client, save_computed_etags=False)
+        assert fresh.read("k.bin").etag == sha256(data)  # hashed from the content instead
 
-        def lose_the_upload(params, **kwargs):
-            # The completed temporary object disappears before the publishing copy.
-            other_tool.delete_object(Bucket=store.bucket, Key=params["CopySource"]["Key"])
+    def test_failed_tagging_still_publishes_and_readers_hash_the_content(self, store):
+        def refuse(**kwargs):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObjectTagging")
 
-        store.client.meta.events.register("provide-client-params.s3.CopyObject", lose_the_upload)
-        with pytest.raises(PersistyDataError):
-            store.write_bytes("k.bin", pattern(PART + 1))
-        assert s3_debris(store) == []
-        assert store.read("k.bin") == old
+        store.client.meta.events.register("before-call.s3.PutObjectTagging", refuse)
+        data = pattern(PART + 5)
+        item = store.write_bytes("k.bin", data)
+        assert item.etag == sha256(data)
+        fresh = S3DataStore(store.bucket, client=store.client, save_computed_etags=False)
+        assert fresh.read("k.bin").etag == sha256(data)
+        assert fresh.read("k.bin").read_bytes() == data
+
+    def test_a_stale_pending_upload_is_hashed_without_waiting(self, store):
+        data = pattern(PART + 5)
+        upload = store.client.create_multipart_upload(
+            Bucket=store.bucket, Key="k.bin", Tagging="persisty-data-sha256=pending"
+        )
+        part = store.client.upload_part(
+            Bucket=store.bucket, Key="k.bin", UploadId=upload["UploadId"], PartNumber=1, Body=data
+        )
+        store.client.complete_multipart_upload(
+            Bucket=store.bucket,
+            Key="k.bin",
+            UploadId=upload["UploadId"],
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+        )
+        # Its writer died before tagging it: a reader waits at most a moment, then hashes.
+        started = time.monotonic()
+        fresh = S3DataStore(store.bucket, client=store.client, save_computed_etags=False)
+        assert fresh.read("k.bin").etag == sha256(data)
+        assert time.monotonic() - started < 10
+
+    def test_publish_by_copy_uploads_to_a_temporary_key(self, tmp_path):
+        with S3MotoBackend().make(str(tmp_path), publish_by_copy=True) as store:
+            old = store.write_bytes("big.bin", b"old")
+            wire = Wire(store.client)
+            data = pattern(2 * PART + 123)
+            with store.get_data_writer("big.bin", "application/x-test") as writer:
+                for start in range(0, len(data), 1024 * 1024):
+                    writer.write(data[start : start + 1024 * 1024])
+                assert store.read("big.bin") == old  # nothing visible before close()
+            item = writer.item
+            ops = wire.ops()
+            assert ops.count("UploadPart") == 3 and "PutObject" not in ops and "PutObjectTagging" not in ops
+            # The upload goes to a temporary key; one server-side copy publishes it with the
+            # hash, and the temporary object is deleted.
+            (create,) = [p for name, p in wire.calls if name == "CreateMultipartUpload"]
+            temp_key = create["Key"]
+            assert temp_key.startswith(".persisty_data/uploads/")
+            (copy,) = [p for name, p in wire.calls if name == "CopyObject"]
+            assert copy["CopySource"] == {"Bucket": store.bucket, "Key": temp_key}
+            assert copy["Key"] == "big.bin" and copy["MetadataDirective"] == "REPLACE"
+            assert copy["Metadata"] == {"sha256": sha256(data)} and copy["ContentType"] == "application/x-test"
+            assert [p["Key"] for name, p in wire.calls if name == "DeleteObject"] == [temp_key]
+            head = store.client.head_object(Bucket=store.bucket, Key="big.bin")
+            assert head["Metadata"]["sha256"] == sha256(data) == item.etag
+            assert store.read("big.bin") == item
+            assert item.read_bytes() == data
+            assert s3_debris(store) == []
+
+    def test_failed_publish_by_copy_keeps_old_object_and_leaves_nothing(self, tmp_path):
+        with S3MotoBackend().make(str(tmp_path), publish_by_copy=True) as store:
+            old = store.write_bytes("k.bin", b"old content")
+            other_tool = boto3.client("s3", region_name=REGION)
+
+            def lose_the_upload(params, **kwargs):
+                # The completed temporary object disappears before the publishing copy.
+                other_tool.delete_object(Bucket=store.bucket, Key=params["CopySource"]["Key"])
+
+            store.client.meta.events.register("provide-client-params.s3.CopyObject", lose_the_upload)
+            with pytest.raises(PersistyDataError):
+                store.write_bytes("k.bin", pattern(PART + 1))
+            assert s3_debris(store) == []
+            assert store.read("k.bin") == old
 
     def test_remove_stale_uploads(self, store):
         from datetime import timedelta
@@ -671,7 +751,8 @@ class TestInterop:
         assert small["Body"].read() == b'{"a": 1}' and small["ContentType"] == "application/json"
         big = plain.get_object(Bucket=server_store.bucket, Key="i/big.bin")
         assert big["Body"].read() == data and big["ContentType"] == "application/x-big"
-        assert big["Metadata"]["sha256"] == sha256(data)
+        tags = plain.get_object_tagging(Bucket=server_store.bucket, Key="i/big.bin")["TagSet"]
+        assert {"Key": "persisty-data-sha256", "Value": sha256(data)} in tags
 
     def test_aws_cli_reads_what_the_store_wrote(self, server_store, tmp_path):
         # The CLI installed with the dev requirements, next to this interpreter.
@@ -704,7 +785,8 @@ class TestInterop:
         assert cli("s3", "cp", f"s3://{server_store.bucket}/cli/note.txt", "-") == b"hi there"
         head = json.loads(cli("s3api", "head-object", "--bucket", server_store.bucket, "--key", "cli/big.bin"))
         assert head["ContentType"] == "application/x-big"
-        assert head["Metadata"]["sha256"] == sha256(data)
+        tags = json.loads(cli("s3api", "get-object-tagging", "--bucket", server_store.bucket, "--key", "cli/big.bin"))
+        assert {"Key": "persisty-data-sha256", "Value": sha256(data)} in tags["TagSet"]
         # And the other way: a multipart upload by the CLI reads back through the store.
         upload = tmp_path / "up.bin"
         upload.write_bytes(pattern(9 * 1024 * 1024, seed=3))

@@ -237,6 +237,7 @@ SETTINGS: Dict[str, Setting] = {
         Setting("region", _str(_check_region, allow_empty=False), backends=_S3),
         Setting("part_size", _int(S3_MIN_PART_SIZE, S3_MAX_PART_SIZE), backends=_S3),
         Setting("max_concurrency", _int(1, S3_MAX_CONCURRENCY), backends=_S3),
+        Setting("publish_by_copy", parse_bool, backends=_S3),
         Setting("max_item_size", _int(1, hint=" (omit it for no limit)")),
         Setting("permitted_content_types", _parse_content_types),
         Setting("upload_expiry", _EXPIRY),

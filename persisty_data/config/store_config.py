@@ -84,6 +84,7 @@ class StoreConfig:
             arguments = {"prefix": "prefix", "endpoint_url": "endpoint_url", "region": "region_name"}
             arguments["part_size"] = "part_size"
             arguments["max_concurrency"] = "max_concurrency"
+            arguments["publish_by_copy"] = "publish_by_copy"
             options = {arg: settings[name] for name, arg in arguments.items() if name in settings}
             return S3DataStore(settings["bucket"], name=self.name, **limits, **options)
         raise ConfigurationError(f"stores.{self.name}.backend: unknown backend {self.backend!r}", store_name=self.name)

@@ -7,27 +7,33 @@ Design notes (the choices S3 forces, and why):
   remaining key breaks the key rules (``x//y``, folder markers ending in ``/``...) are
   not items: they are skipped by listings and unreachable by key.
 
-- etag: the SHA-256 hex of the content, as on every backend, kept in the object's
-  metadata (``x-amz-meta-sha256``) and reported as the item's etag. A single PutObject
-  carries it directly, plus ChecksumSHA256 so S3 verifies the bytes. A multipart upload
-  must fix its metadata at CreateMultipartUpload, before the content (and so its hash)
-  is known. So content larger than one part is uploaded (each part with its
-  ChecksumSHA256) under a unique temporary key in ``<prefix>.persisty_data/uploads/``,
-  completed, and published with one server-side copy (CopyObject, MetadataDirective
-  REPLACE with the content type and the hash; UploadPartCopy above copy_part_size); the
-  temporary object (its version, in a versioned bucket) is then deleted. Trade-offs:
-  S3 copies a large object once more (server side: no byte passes through the client,
-  memory stays one part), and a process that dies between completion and deletion
-  leaves a temporary object (remove_stale_uploads() or a lifecycle rule collects them,
-  as for incomplete multipart uploads). In exchange the item's key changes exactly
-  once, from the old object to the complete new one with all its metadata: no window
-  without the hash, no intermediate version, and no dependence on
-  x-amz-copy-source-if-match, which moto ignores. (Completing under the final key and
-  copying it onto itself costs the same copy, adds a second visible version, and under
-  concurrent writers can label one writer's bytes with another's hash; object tags are
-  mutable without a copy but need another request to read; S3's full-object checksums
-  exist only for CRC algorithms.) Where S3 reports the checksum of a copy, it is checked
-  against the hash.
+- etag: the SHA-256 hex of the content, as on every backend. A single PutObject (content
+  up to one part) carries it as metadata (``x-amz-meta-sha256``) plus ChecksumSHA256, so
+  S3 verifies the bytes. A multipart upload must fix its metadata at
+  CreateMultipartUpload, before the content (and so its hash) is known, and S3's
+  full-object checksums exist only for CRC algorithms. So a multipart upload goes
+  straight to the item's key, tagged ``persisty-data-sha256=pending``; each part carries
+  its ChecksumSHA256; CompleteMultipartUpload replaces the old object in one step; then
+  PutObjectTagging (on that version, in a versioned bucket) sets
+  ``persisty-data-sha256`` and ``persisty-data-s3-etag`` (the S3 ETag the hash belongs
+  to). No byte is copied again and the key changes exactly once. Readers trust the tag
+  only when its S3 ETag is the object's own (two racing writers may tag each other's
+  object; HEAD's TagCount says whether to look at all), wait a moment (at most 2 s) for
+  an object completed less than a minute ago that is still pending, and otherwise hash
+  the content like an object from another tool. Tagging needs s3:PutObjectTagging /
+  s3:GetObjectTagging; endpoints without tagging (501) switch the store to
+  ``publish_by_copy`` by themselves.
+
+  ``publish_by_copy=True`` is the other way: the upload goes to a unique temporary key in
+  ``<prefix>.persisty_data/uploads/``, is completed, and published with one server-side
+  copy (CopyObject, MetadataDirective REPLACE with the content type and the hash;
+  UploadPartCopy above copy_part_size); the temporary object (its version) is then
+  deleted. The hash is then metadata, like a PutObject's, but S3 copies every large
+  object once more (moto: as long as the upload itself), and a process that dies between
+  completion and deletion leaves a temporary object (remove_stale_uploads() or a
+  lifecycle rule collects them, as for incomplete multipart uploads). It does not rely
+  on x-amz-copy-source-if-match, which moto ignores; where S3 reports the checksum of a
+  copy, it is checked against the hash.
 
   Objects written by other tools have no sha256 metadata: their etag is computed when
   first used by streaming the object once (with If-Match), cached in the process, and
@@ -69,6 +75,7 @@ import math
 import os
 import re
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -108,6 +115,7 @@ from persisty_data.s3.s3_errors import (
     MISSING_BUCKET_CODES,
     NO_SUCH_UPLOAD_CODES,
     NOT_FOUND_CODES,
+    NOT_IMPLEMENTED_CODES,
     PRECONDITION_CODES,
     error_code,
     map_s3_errors,
@@ -133,7 +141,14 @@ HASH_BUFFER_SIZE = 1024 * 1024
 DELETE_ATTEMPTS = 5
 SHA256_CACHE_SIZE = 4096
 RELABEL_ATTEMPTS = 3
-# Multipart uploads go to a unique key here first; no item key can start with it.
+# A multipart upload is tagged with its SHA-256 and the S3 ETag it belongs to when done.
+TAG_SHA256 = "persisty-data-sha256"
+TAG_S3_ETAG = "persisty-data-s3-etag"
+TAG_PENDING = "pending"
+PENDING_WAIT_SECONDS = 2.0
+PENDING_FRESH = timedelta(minutes=1)
+# With publish_by_copy, multipart uploads go to a unique key here first; no item key can
+# start with it.
 TEMP_FOLDER = f"{RESERVED_SEGMENT}/uploads/"
 _LAZY_ATTRS = frozenset({"content_type", "etag"})
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -168,7 +183,8 @@ class S3DataStore(DataStoreABC):
     (default 5 GiB, CopyObject's limit) is the largest object copied with one
     CopyObject; larger ones are copied with UploadPartCopy in parts of that size.
     ``send_checksums`` sends ChecksumSHA256 on every upload so S3 verifies the bytes;
-    turn it off for endpoints without S3's additional checksums.
+    turn it off for endpoints without S3's additional checksums. ``publish_by_copy``
+    publishes multipart uploads with a server-side copy instead of tags (see above).
     """
 
     SHA256_METADATA = "sha256"  # x-amz-meta-sha256
@@ -191,6 +207,7 @@ class S3DataStore(DataStoreABC):
         batch_size: int = 100,
         send_checksums: bool = True,
         save_computed_etags: bool = True,
+        publish_by_copy: bool = False,
         max_attempts: int = 3,
         connect_timeout: float = 10,
         read_timeout: float = 60,
@@ -219,6 +236,7 @@ class S3DataStore(DataStoreABC):
         self.copy_part_size = copy_part_size
         self.send_checksums = send_checksums
         self.save_computed_etags = save_computed_etags
+        self.publish_by_copy = publish_by_copy
         self._meta = create_data_store_meta(self.name, self, max_item_size, permitted_content_types, batch_size)
         if client is not None:
             if session is not None or endpoint_url is not None or region_name is not None:
@@ -354,13 +372,21 @@ class S3DataStore(DataStoreABC):
         return None if head is None else self._item_from_head(key, head)
 
     def _load_content_meta(self, item: S3DataItem) -> None:
-        """Load content_type and etag of a listed item: one HEAD, plus a hash if S3 lacks ours."""
+        """
+        Load content_type and etag of a listed item: one HEAD; for a multipart upload, its
+        tags; a hash of the content only for objects other tools wrote.
+        """
         head = self._head(self._s3_key(item.key), if_match=item.s3_etag)
         if head is None:
             raise ContentChangedError("item_deleted", key=item.key, store_name=self.name)
         self._fill_from_head(item, head)
         if item._etag is None:
-            item._etag = self._compute_sha256(item, head)
+            sha256 = self._sha256_from_tags(item, head)
+            if sha256 is not None:
+                self._cache_sha256(item, sha256)
+                item._etag = sha256
+            else:
+                item._etag = self._compute_sha256(item, head)
 
     # endregion
 
@@ -374,6 +400,65 @@ class S3DataStore(DataStoreABC):
             self._sha256_cache[(item.key, item.s3_etag)] = sha256
             while len(self._sha256_cache) > SHA256_CACHE_SIZE:
                 self._sha256_cache.popitem(last=False)
+
+    def _pending_tagging(self) -> str:
+        """The Tagging of a multipart upload until close() knows its hash."""
+        return f"{TAG_SHA256}={TAG_PENDING}"
+
+    def _tag_sha256(self, key: str, s3_etag: str, version_id: Optional[str], sha256: str) -> None:
+        """
+        Tag a just-completed multipart upload with its SHA-256 and the S3 ETag it belongs
+        to (a concurrent writer may have replaced the object already: readers only trust
+        tags whose ETag matches). A failure is logged, not raised: the content is
+        published, and readers compute the hash of an object whose tags lack it.
+        """
+        params: Dict[str, Any] = dict(
+            Bucket=self.bucket,
+            Key=self._s3_key(key),
+            Tagging={
+                "TagSet": [{"Key": TAG_SHA256, "Value": sha256}, {"Key": TAG_S3_ETAG, "Value": s3_etag.strip('"')}]
+            },
+        )
+        if version_id:
+            params["VersionId"] = version_id
+        try:
+            with self._errors(key):
+                self._client.put_object_tagging(**params)
+        except PersistyDataError as exc:
+            logger.warning("could not tag %r with its sha256: %s", key, exc)
+        with self._sha256_lock:
+            self._sha256_cache[(key, s3_etag)] = sha256
+
+    def _sha256_from_tags(self, item: S3DataItem, head: Dict[str, Any]) -> Optional[str]:
+        """The SHA-256 a writer tagged this object version with, if any (see S3DataWriter)."""
+        if not head.get("TagCount"):
+            return None
+        params: Dict[str, Any] = dict(Bucket=self.bucket, Key=self._s3_key(item.key))
+        version_id = _version_id(head)
+        if version_id:
+            params["VersionId"] = version_id
+        deadline = time.monotonic() + PENDING_WAIT_SECONDS
+        delay = 0.05
+        while True:
+            try:
+                with self._errors(item.key):
+                    tag_set = self._client.get_object_tagging(**params).get("TagSet") or ()
+            except PersistyDataError as exc:
+                logger.info("could not read the tags of %r: %s", item.key, exc)
+                return None
+            tags = {tag.get("Key"): tag.get("Value") for tag in tag_set}
+            value = tags.get(TAG_SHA256)
+            if value and _SHA256_HEX.fullmatch(value) and tags.get(TAG_S3_ETAG) == head["ETag"].strip('"'):
+                return value
+            if value != TAG_PENDING:
+                return None
+            # Completed a moment ago: its writer tags it right after. One that stays
+            # pending (its writer died in between) is hashed like a foreign object.
+            age = datetime.now(timezone.utc) - _utc_seconds(head["LastModified"])
+            if age > PENDING_FRESH or time.monotonic() + delay > deadline:
+                return None
+            time.sleep(delay)
+            delay *= 2
 
     def _compute_sha256(self, item: S3DataItem, head: Dict[str, Any]) -> str:
         """Hash an object written without x-amz-meta-sha256 (once), and save the hash."""
@@ -824,7 +909,7 @@ class S3DataStore(DataStoreABC):
                         return False  # deleted by someone else since the HEAD
                     if code in PRECONDITION_CODES:
                         continue  # replaced since the HEAD: delete the new version
-                    if code in ("NotImplemented", "501") and self._conditional_deletes:
+                    if code in NOT_IMPLEMENTED_CODES and self._conditional_deletes:
                         self._conditional_deletes = False
                         continue
                     raise

@@ -13,7 +13,13 @@ from botocore.exceptions import ClientError
 from persisty_data.data_writer_abc import Buffer, DataWriterABC
 from persisty_data.errors import PersistyDataError, StorageError
 from persisty_data.s3.s3_data_item import S3DataItem
-from persisty_data.s3.s3_errors import NO_SUCH_UPLOAD_CODES, NOT_FOUND_CODES, error_code, map_s3_errors
+from persisty_data.s3.s3_errors import (
+    NO_SUCH_UPLOAD_CODES,
+    NOT_FOUND_CODES,
+    NOT_IMPLEMENTED_CODES,
+    error_code,
+    map_s3_errors,
+)
 
 if TYPE_CHECKING:
     from persisty_data.s3.s3_data_store import S3DataStore
@@ -37,19 +43,18 @@ class S3DataWriter(DataWriterABC):
     overflows, the content goes up in one PutObject carrying the SHA-256 as both
     ``x-amz-meta-sha256`` (our etag) and ``ChecksumSHA256`` (S3 verifies the bytes).
 
-    Otherwise a multipart upload starts at the first byte past one part, under a unique
-    temporary key in the store's reserved ``.persisty_data/uploads/`` folder (no item key
-    can start with it). Each part goes up as soon as it is full, with its own
+    Otherwise a multipart upload starts at the first byte past one part, at the item's
+    key, tagged as pending. Each part goes up as soon as it is full, with its own
     ChecksumSHA256, on the store's upload threads: up to ``max_concurrency`` parts are
     in flight while the next one fills, so a write holds at most max_concurrency + 1
     parts in memory and the caller blocks when that many are buffered. A part that fails
-    fails the next write() or close(). close() waits for every part, completes the
-    upload, then one server-side copy publishes it under the item's key with its content
-    type and ``x-amz-meta-sha256`` (only known now), and the temporary object is deleted.
-    The item's key changes exactly once, from the old object to the complete new one;
-    any failure before that copy aborts the upload (after the parts in flight have
-    settled, so none lands after the abort) and leaves the old object untouched.
-    See S3DataStore for why.
+    fails the next write() or close(). close() waits for every part and completes the
+    upload - the key changes in that one step, from the old object to the complete new
+    one - then tags it with its SHA-256. Any failure before completion aborts the upload
+    (after the parts in flight have settled, so none lands after the abort) and leaves
+    the old object untouched. With the store's publish_by_copy, the upload goes to a
+    temporary key instead and one server-side copy publishes it with the hash as
+    metadata. See S3DataStore for why.
     """
 
     def __init__(self, store: "S3DataStore", key: str, content_type: str):
@@ -64,7 +69,8 @@ class S3DataWriter(DataWriterABC):
         self._upload_id: Optional[str] = None
         self._parts: List[Dict[str, Any]] = []
         self._in_flight: Deque[Future[Dict[str, Any]]] = deque()
-        self._temp_key: Optional[str] = None
+        self._upload_key: Optional[str] = None  # where the multipart upload goes
+        self._temp_key: Optional[str] = None  # set when that is a temporary key (publish_by_copy)
         self._temp_version_id: Optional[str] = None
         self._temp_exists = False
 
@@ -84,12 +90,7 @@ class S3DataWriter(DataWriterABC):
         """Send the part filled so far (on the store's upload threads) and start the next."""
         store = self._store
         if self._upload_id is None:
-            self._temp_key = store._new_temp_key()
-            params: Dict[str, Any] = dict(Bucket=store.bucket, Key=self._temp_key, ContentType=self.content_type)
-            if store.send_checksums:
-                params["ChecksumAlgorithm"] = "SHA256"
-            with map_s3_errors(self.key, store.name, store.bucket):
-                self._upload_id = store._client.create_multipart_upload(**params)["UploadId"]
+            self._upload_id = self._create_upload()
         part_number = len(self._parts) + len(self._in_flight) + 1
         if part_number > MAX_PARTS:
             raise StorageError("more_than_10000_parts", key=self.key, store_name=store.name)
@@ -106,13 +107,34 @@ class S3DataWriter(DataWriterABC):
             self._part_size = min(MAX_PART_SIZE, self._part_size * 2)
             self._spare.clear()
 
+    def _create_upload(self) -> str:
+        store = self._store
+        params: Dict[str, Any] = dict(Bucket=store.bucket, ContentType=self.content_type)
+        if store.send_checksums:
+            params["ChecksumAlgorithm"] = "SHA256"
+        with map_s3_errors(self.key, store.name, store.bucket):
+            if not store.publish_by_copy:
+                # Marked as being written until close() tags it with its hash.
+                self._upload_key = self._s3_key
+                try:
+                    return store._client.create_multipart_upload(  # type: ignore[no-any-return]
+                        Key=self._s3_key, Tagging=store._pending_tagging(), **params
+                    )["UploadId"]
+                except ClientError as exc:
+                    if error_code(exc) not in NOT_IMPLEMENTED_CODES:
+                        raise
+                logger.warning("%s: endpoint has no object tagging: publishing by copy", store.name)
+                store.publish_by_copy = True
+            self._upload_key = self._temp_key = store._new_temp_key()
+            return store._client.create_multipart_upload(Key=self._temp_key, **params)["UploadId"]  # type: ignore[no-any-return]
+
     def _send_part(self, part_number: int, buffer: bytearray, length: int) -> Dict[str, Any]:
         store = self._store
         body = memoryview(buffer)[:length]
         try:
             params: Dict[str, Any] = dict(
                 Bucket=store.bucket,
-                Key=self._temp_key,
+                Key=self._upload_key,
                 UploadId=self._upload_id,
                 PartNumber=part_number,
                 Body=_PartBody(body),
@@ -157,23 +179,28 @@ class S3DataWriter(DataWriterABC):
         self._upload_part(last=True)
         self._settle_all()
         self._release()
-        assert self._temp_key is not None
         with map_s3_errors(self.key, store.name, store.bucket):
             response = store._client.complete_multipart_upload(
                 Bucket=store.bucket,
-                Key=self._temp_key,
+                Key=self._upload_key,
                 UploadId=self._upload_id,
                 MultipartUpload={"Parts": self._parts},
             )
             self._upload_id = None
-            self._temp_exists = True
-            self._temp_version_id = response.get("VersionId")
-            temp_s3_etag = response.get("ETag")
-            if not temp_s3_etag:
+            self._temp_exists = self._temp_key is not None
+            version_id = response.get("VersionId")
+            s3_etag = response.get("ETag")
+            if not s3_etag:
                 # botocore raises for an error S3 reports inside a 200 response; a missing
                 # ETag means the endpoint broke the protocol.
                 raise StorageError("complete_multipart_upload_without_etag", key=self.key, store_name=store.name)
-        copied = store._publish_copy(self._temp_key, temp_s3_etag, size, self._s3_key, self.content_type, etag)
+        if self._temp_key is None:
+            # Published: the key changed in one step. Now label it with its hash.
+            version_id = None if version_id in (None, "null") else version_id
+            store._tag_sha256(self.key, s3_etag, version_id, etag)
+            return store._published_item(self.key, size, self.content_type, etag, s3_etag, version_id)
+        self._temp_version_id = version_id
+        copied = store._publish_copy(self._temp_key, s3_etag, size, self._s3_key, self.content_type, etag)
         self._delete_temp()
         return store._published_item(
             self.key, size, self.content_type, etag, copied.s3_etag, copied.version_id, copied.last_modified
@@ -196,7 +223,7 @@ class S3DataWriter(DataWriterABC):
                 with map_s3_errors(self.key, store.name, store.bucket):
                     try:
                         store._client.abort_multipart_upload(
-                            Bucket=store.bucket, Key=self._temp_key, UploadId=upload_id
+                            Bucket=store.bucket, Key=self._upload_key, UploadId=upload_id
                         )
                     except ClientError as exc:
                         if error_code(exc) not in NO_SUCH_UPLOAD_CODES | NOT_FOUND_CODES:

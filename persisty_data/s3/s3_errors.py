@@ -49,6 +49,7 @@ from persisty_data.errors import (
 NOT_FOUND_CODES = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion"})
 PRECONDITION_CODES = frozenset({"PreconditionFailed", "412"})
 NO_SUCH_UPLOAD_CODES = frozenset({"NoSuchUpload"})
+NOT_IMPLEMENTED_CODES = frozenset({"NotImplemented", "501"})
 MISSING_BUCKET_CODES = frozenset({"NoSuchBucket"})
 FORBIDDEN_CODES = frozenset({"AccessDenied", "AccessDeniedException", "AllAccessDisabled", "403", "Forbidden"})
 # The store's credentials, region or endpoint are wrong: retrying cannot help.

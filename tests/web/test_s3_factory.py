@@ -612,7 +612,9 @@ def test_hosted_factory_over_s3_uploads_and_downloads_through_the_app(server, ho
     # in the bucket, under the store's folder, with the hash the store wrote
     stored = server.client.get_object(Bucket=server.bucket, Key="proxy/" + key)
     assert stored["Body"].read() == content
-    assert stored["Metadata"]["sha256"] == sha256 and stored["ContentType"] == "application/octet-stream"
+    assert stored["ContentType"] == "application/octet-stream"
+    tags = server.client.get_object_tagging(Bucket=server.bucket, Key="proxy/" + key)["TagSet"]
+    assert {"Key": "persisty-data-sha256", "Value": sha256} in tags
     assert s3_debris(store) == []
 
     url = hosted.proxy.get_download_url(key, ALICE)
