@@ -10,8 +10,8 @@ import pytest
 from persisty.attr.attr_filter import AttrFilter, AttrFilterOp
 
 from persisty_data.directory.directory_data_item import DirectoryDataItem
-from persisty_data.directory.directory_data_store import DirectoryDataStore
-from persisty_data.errors import InvalidKeyError, KeyConflictError
+from persisty_data.directory.directory_data_store import DIRECT_WRITE_MAX_BYTES, XATTR_NAME, DirectoryDataStore
+from persisty_data.errors import InvalidKeyError, KeyConflictError, StorageError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -106,6 +106,76 @@ class TestSidecars:
         result = store.search(AttrFilter("size", AttrFilterOp.eq, 1))
         assert len(result.results) == 20
         assert calls == []
+
+
+class TestExtendedAttributes:
+    @pytest.fixture(autouse=True)
+    def _needs_xattrs(self, store):
+        if not store.xattrs:
+            pytest.skip("the filesystem has no user extended attributes")
+
+    def test_metadata_fits_in_an_ext4_inode(self, store, root):
+        # More than 56 bytes and ext4 (256-byte inodes) gives every file an extra block.
+        store.write_bytes("small.bin", b"x" * 1024, "application/octet-stream")
+        assert len(os.getxattr(os.path.join(root, "small.bin"), XATTR_NAME)) <= 56
+        store.write_bytes("typed", b"x", "image/png")
+        item = DirectoryDataStore(root).read("typed")
+        assert (item.content_type, item.etag) == ("image/png", hashlib.sha256(b"x").hexdigest())
+
+    def test_version_1_metadata_is_still_read(self, store, root, monkeypatch):
+        path = os.path.join(root, "old.txt")
+        os.makedirs(root, exist_ok=True)
+        with open(path, "wb") as file:
+            file.write(b"old")
+        stat = os.stat(path)
+        value = f"1 3 {stat.st_mtime_ns} {stat.st_ino} {'ab' * 32} text/x-old"
+        os.setxattr(path, XATTR_NAME, value.encode("ascii"))
+        monkeypatch.setattr(DirectoryDataItem, "_open", lambda self: pytest.fail("content was read"))
+        item = store.read("old.txt")
+        assert (item.content_type, item.etag) == ("text/x-old", "ab" * 32)
+
+    def test_stale_metadata_of_a_file_rewritten_in_place(self, store, root):
+        store.write_bytes("doc", b"12345", "text/x-kept")
+        path = os.path.join(root, "doc")
+        with open(path, "r+b") as file:
+            file.write(b"abcde")  # same size, same inode
+        os.utime(path, ns=(1, 1))
+        item = store.read("doc")
+        assert (item.content_type, item.etag) == ("text/x-kept", hashlib.sha256(b"abcde").hexdigest())
+
+
+class TestDirectWrite:
+    def test_temp_name_clash_is_retried(self, store):
+        clash = f"{store._temp_prefix}w-{store._temp_base}"
+        counter = next(store._temp_counter) + 1
+        for index in range(counter, counter + 3):
+            open(f"{clash}{index:x}", "wb").close()
+        assert store.write_bytes("k", b"data").etag == hashlib.sha256(b"data").hexdigest()
+        assert store.read("k").read_bytes() == b"data"
+        assert len(os.listdir(store._temp_dir)) == 3
+
+    def test_failed_write_leaves_no_temp_file(self, store, root, monkeypatch):
+        def fail(*args):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(os, "replace", fail)
+        with pytest.raises(StorageError):
+            store.write_bytes("k", b"data")
+        monkeypatch.undo()
+        assert store.read("k") is None
+        assert os.listdir(store._temp_dir) == []
+
+    def test_large_and_small_writes_agree(self, root):
+        for fsync in (True, False):
+            store = DirectoryDataStore(root, fsync=fsync)
+            for size in (0, 1, DIRECT_WRITE_MAX_BYTES, DIRECT_WRITE_MAX_BYTES + 1):
+                data = os.urandom(size)
+                written = store.write_bytes(f"s/{size}", bytearray(data), "text/plain")
+                item = DirectoryDataStore(root).read(f"s/{size}")
+                assert item.read_bytes() == data
+                assert item.etag == written.etag == hashlib.sha256(data).hexdigest()
+                assert item.content_type == written.content_type == "text/plain"
+                assert item.size == written.size == size
 
 
 class TestCrashSafety:

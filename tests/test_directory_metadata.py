@@ -6,7 +6,12 @@ import os
 import pytest
 
 from persisty_data.directory.directory_data_item import DirectoryDataItem
-from persisty_data.directory.directory_data_store import XATTR_NAME, DirectoryDataStore, _xattrs_supported
+from persisty_data.directory.directory_data_store import (
+    XATTR_NAME,
+    DirectoryDataStore,
+    _parse_xattr,
+    _xattrs_supported,
+)
 
 
 def _sidecar_files(store: DirectoryDataStore):
@@ -64,7 +69,7 @@ class TestXattrMode:
     def test_metadata_lives_with_the_file(self, store, root, monkeypatch):
         store.write_bytes("a/doc", b"content", "application/x-special; q=1")
         assert _sidecar_files(store) == []
-        assert os.getxattr(os.path.join(root, "a", "doc"), XATTR_NAME).endswith(b" application/x-special; q=1")
+        assert os.getxattr(os.path.join(root, "a", "doc"), XATTR_NAME).endswith(b"application/x-special; q=1")
         reopened = DirectoryDataStore(root)
         monkeypatch.setattr(DirectoryDataItem, "_open", lambda self: pytest.fail("content was read"))
         item = reopened.read("a/doc")
@@ -87,7 +92,7 @@ class TestXattrMode:
         os.utime(path, ns=(1, 1))
         item = store.read("k.txt")
         assert (item.content_type, item.etag) == ("text/x-kept", hashlib.sha256(b"FIRST").hexdigest())
-        assert os.getxattr(path, XATTR_NAME).split(b" ")[4] == hashlib.sha256(b"FIRST").hexdigest().encode()
+        assert _parse_xattr(os.getxattr(path, XATTR_NAME))[3] == hashlib.sha256(b"FIRST").hexdigest()
 
     def test_garbage_in_the_xattr_is_ignored(self, store, root):
         store.write_bytes("g.txt", b"data")
