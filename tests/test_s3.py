@@ -310,6 +310,17 @@ class TestWrites:
         assert item.read_bytes() == data
         assert s3_debris(store) == []
 
+    def test_an_item_read_knows_its_hash_even_once_replaced(self, store):
+        first, second = pattern(PART + 1, seed=1), pattern(PART + 2, seed=2)
+        store.write_bytes("k.bin", first)
+        fresh = S3DataStore(store.bucket, client=store.client)  # no cached hashes
+        item = fresh.read("k.bin")
+        store.write_bytes("k.bin", second)
+        assert item.etag == sha256(first)  # read with the item, not looked up later
+        with pytest.raises(ContentChangedError):
+            item.read_bytes()
+        assert fresh.read("k.bin").etag == sha256(second)
+
     def test_tags_of_another_object_version_are_not_trusted(self, store):
         data = pattern(PART + 1)
         store.write_bytes("k.bin", data)

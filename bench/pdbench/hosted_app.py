@@ -3,9 +3,16 @@ The HTTP server of the hosted workload, run in its own process by uvicorn:
 
 - /data/bench: persisty-data's DataStoreRoutes over a HostedDataStoreFactory on a
   DirectoryDataStore (signed multipart form upload, signed URL download);
-- /bare/{key}: the baseline, plain starlette: POST streams the request body to a file
-  (then fsync, as the store does), GET streams the file in 1 MiB reads (the same piece
-  size as the hosted route; starlette's FileResponse, with 64 KiB pieces, is slower).
+- /bare-store/{key}: the baseline of the targets, a plain starlette streaming endpoint on
+  the same store: POST streams the raw request body into store.get_data_writer (1 MiB per
+  hop to a worker thread, as a careful app would: blocking I/O must leave the event loop;
+  a body of one batch costs one hop, write and close together), GET streams
+  store.read(key).get_data_reader() in 1 MiB pieces. No multipart, no signature: what is
+  left between it and /data/bench is what the hosted routes add.
+- /bare/{key}: a reference below the store: POST writes the request body to a file on the
+  event loop (then fsync), GET streams the file in 1 MiB reads (the same piece size as
+  the hosted route; starlette's FileResponse, with 64 KiB pieces, is slower). No hash, no
+  atomic publish, no thread.
 """
 
 import argparse
@@ -13,6 +20,7 @@ import os
 
 SECRET = "pdbench-hosted-secret-0123456789abcdef"
 STORE_NAME = "bench"
+BATCH_BYTES = 1024 * 1024
 
 
 def store_root(root: str) -> str:
@@ -36,6 +44,7 @@ def make_factory(root: str):
 
 def make_app(root: str):
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response, StreamingResponse
     from starlette.routing import Route
@@ -75,10 +84,55 @@ def make_app(root: str):
             read_file(path), headers={"Content-Length": str(size)}, media_type="application/octet-stream"
         )
 
-    routes = DataStoreRoutes([make_factory(root)]).create_routes()
+    factory = make_factory(root)
+    store = factory.get_store()
+
+    async def bare_store_upload(request: Request) -> Response:
+        writer = store.get_data_writer(request.path_params["key"], "application/octet-stream")
+        try:
+            batch, size = [], 0
+            async for chunk in request.stream():
+                batch.append(chunk)
+                size += len(chunk)
+                if size >= BATCH_BYTES:
+                    await run_in_threadpool(writer.write, b"".join(batch))
+                    batch, size = [], 0
+
+            def finish() -> None:
+                if batch:
+                    writer.write(b"".join(batch))
+                writer.close()
+
+            await run_in_threadpool(finish)
+        except BaseException:
+            writer.abort()
+            raise
+        item = writer.item
+        return JSONResponse({"size": item.size, "etag": item.etag}, status_code=201)
+
+    def read_item(reader):
+        with reader:
+            while True:
+                data = reader.read(BATCH_BYTES)
+                if not data:
+                    return
+                yield data
+
+    async def bare_store_download(request: Request) -> Response:
+        item = await run_in_threadpool(store.read, request.path_params["key"])
+        if item is None:
+            return Response(status_code=404)
+        reader = await run_in_threadpool(item.get_data_reader)
+        return StreamingResponse(
+            read_item(reader), headers={"Content-Length": str(item.size)}, media_type=item.content_type
+        )
+
+    routes = DataStoreRoutes([factory]).create_routes()
     routes += [
         Route("/bare/{key:path}", bare_upload, methods=["POST"]),
         Route("/bare/{key:path}", bare_download, methods=["GET"]),
+        Route("/bare-store/{key:path}", bare_store_upload, methods=["POST"]),
+        Route("/bare-store/{key:path}", bare_store_download, methods=["GET"]),
     ]
     return Starlette(routes=routes)
 

@@ -178,18 +178,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         hosted_urls = {}
         if "hosted" in workloads:
             for fs, root in roots.items():
-                port = free_port()
                 hosted_root = os.path.join(root, "hosted")
                 os.makedirs(hosted_root)
-                stack.enter_context(
-                    process(
-                        [sys.executable, "-m", "pdbench.hosted_app", "--root", hosted_root, "--port", str(port)],
-                        port,
-                        f"hosted server on {fs}",
-                        log_path,
+                # One server process per subject: what one subject allocates (glibc adapts
+                # its mmap threshold to 1 MiB buffers, say) must not speed up or slow down
+                # the other.
+                for server_subject in plan.HOSTED_SERVERS:
+                    port = free_port()
+                    stack.enter_context(
+                        process(
+                            [sys.executable, "-m", "pdbench.hosted_app", "--root", hosted_root, "--port", str(port)],
+                            port,
+                            f"{server_subject} server on {fs}",
+                            log_path,
+                        )
                     )
-                )
-                hosted_urls[fs] = (f"http://127.0.0.1:{port}", hosted_root)
+                    hosted_urls[fs, server_subject] = (f"http://127.0.0.1:{port}", hosted_root)
 
         cases = []
         for workload in workloads:
@@ -209,7 +213,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 else:
                     case_env = dict(env, fs_root=roots[fs] if fs else roots[filesystems[0]])
                     if workload == "hosted":
-                        case_env["hosted_url"], case_env["hosted_root"] = hosted_urls[fs]
+                        server = subject if subject in plan.HOSTED_SERVERS else plan.HOSTED_SERVERS[0]
+                        case_env["hosted_url"], case_env["hosted_root"] = hosted_urls[fs, server]
                     spec = {"workload": workload, "subject": subject, "fs": fs, "env": case_env}
                     spec["params"] = dict(settings[workload])
                     if workload == "small" and subject in plan.NEEDS_S3:

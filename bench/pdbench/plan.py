@@ -34,8 +34,10 @@ SUBJECTS = {
     + ["chunk_sqlite", "sqlite_blob", "chunk_postgres", "pg_blob"]
     + S3_SUBJECTS,
     "range": LOCAL_FILES + ["chunk_sqlite", "sqlite_blob", "chunk_postgres", "pg_blob"] + S3_SUBJECTS,
-    "hosted": ["hosted", "bare", "direct"],
+    "hosted": ["hosted", "bare_store", "bare", "direct"],
 }
+# Hosted subjects that get their own HTTP server process ("direct" runs in the worker).
+HOSTED_SERVERS = ("hosted", "bare_store", "bare")
 NON_LOCAL = {"chunk_postgres", "pg_blob"} | set(S3_SUBJECTS)
 NEEDS_POSTGRES = {"chunk_postgres", "pg_blob"}
 NEEDS_S3 = set(S3_SUBJECTS)
@@ -52,5 +54,5 @@ BASELINES = {
     "chunk_postgres": _PG,
     "pg_blob": _PG,
     **{name: _S3 for name in S3_SUBJECTS},
-    **{name: dict.fromkeys(("hosted",), "bare") for name in ("hosted", "bare", "direct")},
+    **{name: dict.fromkeys(("hosted",), "bare_store") for name in ("hosted", "bare_store", "bare", "direct")},
 }

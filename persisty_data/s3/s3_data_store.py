@@ -139,6 +139,7 @@ LIST_PAGE_SIZE = 1000  # S3's maximum MaxKeys
 READ_CHUNK_SIZE = 256 * 1024
 HASH_BUFFER_SIZE = 1024 * 1024
 DELETE_ATTEMPTS = 5
+READ_ATTEMPTS = 3
 SHA256_CACHE_SIZE = 4096
 RELABEL_ATTEMPTS = 3
 # A multipart upload is tagged with its SHA-256 and the S3 ETag it belongs to when done.
@@ -368,8 +369,28 @@ class S3DataStore(DataStoreABC):
         return item
 
     def _read(self, key: str) -> Optional[S3DataItem]:
-        head = self._head(self._s3_key(key))
-        return None if head is None else self._item_from_head(key, head)
+        s3_key = self._s3_key(key)
+        item = None
+        for _ in range(READ_ATTEMPTS):
+            head = self._head(s3_key)
+            if head is None:
+                return None
+            item = self._item_from_head(key, head)
+            if item._etag is not None or not head.get("TagCount"):
+                return item
+            # A multipart upload: its hash is in its tags. Read them now, so the item
+            # describes one version completely (reading them later could find it replaced).
+            sha256 = self._sha256_from_tags(item, head)
+            if sha256 is not None:
+                self._cache_sha256(item, sha256)
+                item._etag = sha256
+                return item
+            try:
+                if self._head(s3_key, if_match=item.s3_etag) is not None:
+                    return item  # not ours, or never tagged: hashed when first used
+            except ContentChangedError:
+                pass  # replaced between the HEAD and the tags: read the new version
+        return item
 
     def _load_content_meta(self, item: S3DataItem) -> None:
         """

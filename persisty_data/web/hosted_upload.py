@@ -1,5 +1,6 @@
 """Streams one multipart/form-data upload into a store, enforcing its signed POST policy."""
 
+import re
 from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 from python_multipart.exceptions import MultipartParseError
@@ -24,6 +25,22 @@ MAX_FIELD_BYTES = 16 * 1024
 MAX_HEADER_BYTES = 8 * 1024
 MAX_TRAILING_BYTES = 64 * 1024  # bytes after the file part (S3 ignores such fields)
 WRITE_BYTES = 1024 * 1024  # file bytes handed to the writer at a time
+
+
+# The Content-Disposition browsers and HTTP clients send, matched in one step; anything
+# else (escaped quotes, other parameters, odd spacing) goes to python-multipart's parser.
+_PLAIN_DISPOSITION = re.compile(r'form-data; ?name="([^"\\]*)"(?:; ?filename="[^"\\]*")?', re.IGNORECASE)
+
+
+def _part_name(disposition: str) -> str:
+    match = _PLAIN_DISPOSITION.fullmatch(disposition)
+    if match is not None:
+        return match.group(1)
+    _, params = parse_options_header(disposition)
+    name = params.get(b"name")
+    if name is None:
+        raise MalformedUploadError("part_without_a_name")
+    return name.decode("utf-8", "replace")  # type: ignore[no-any-return]
 
 
 class HostedUpload:
@@ -159,11 +176,7 @@ class HostedUpload:
             raise MalformedUploadError("part_headers_too_large")
 
     def _on_headers_finished(self) -> None:
-        _, params = parse_options_header(self._headers.get("content-disposition", ""))
-        name = params.get(b"name")
-        if name is None:
-            raise MalformedUploadError("part_without_a_name")
-        self._part_name = name.decode("utf-8", "replace")
+        self._part_name = _part_name(self._headers.get("content-disposition", ""))
         if self._state == "fields" and self._part_name == "file":
             self._state = "file"
             self._start_file()

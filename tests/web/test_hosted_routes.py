@@ -1141,3 +1141,30 @@ def test_unknown_store(site):
 
 
 # endregion
+
+
+@pytest.mark.parametrize(
+    "disposition, name",
+    [
+        ('form-data; name="key"', "key"),
+        ('form-data; name="file"; filename="a b.png"', "file"),
+        ('Form-Data;name="x-amz-meta-note"', "x-amz-meta-note"),
+        ('form-data; name="caf\u00e9"', "caf\u00e9"),
+        # not the plain shape: python-multipart's parser decides
+        ('form-data; name="a\\"b"', 'a"b'),
+        ('form-data; filename="f.txt"; name="file"', "file"),
+        ("form-data; name=token", "token"),
+    ],
+)
+def test_part_names_from_content_disposition(disposition, name):
+    from persisty_data.web.hosted_upload import _part_name
+
+    assert _part_name(disposition) == name
+
+
+def test_a_part_without_a_name_is_malformed():
+    from persisty_data.errors import MalformedUploadError
+    from persisty_data.web.hosted_upload import _part_name
+
+    with pytest.raises(MalformedUploadError):
+        _part_name('form-data; filename="f.txt"')
