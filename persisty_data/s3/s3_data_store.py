@@ -13,9 +13,10 @@ Design notes (the choices S3 forces, and why):
   CreateMultipartUpload, before the content (and so its hash) is known, and S3's
   full-object checksums exist only for CRC algorithms. So a multipart upload goes
   straight to the item's key, tagged ``persisty-data-sha256=pending``; each part carries
-  its ChecksumSHA256; CompleteMultipartUpload replaces the old object in one step; then
-  PutObjectTagging (on that version, in a versioned bucket) sets
-  ``persisty-data-sha256`` and ``persisty-data-s3-etag`` (the S3 ETag the hash belongs
+  its ChecksumCRC32 (S3 checks every part; CRC-32 costs both ends far less than SHA-256,
+  which the client computes once, for the whole content); CompleteMultipartUpload
+  replaces the old object in one step; then PutObjectTagging (on that version, in a
+  versioned bucket) sets ``persisty-data-sha256`` and ``persisty-data-s3-etag`` (the S3 ETag the hash belongs
   to). No byte is copied again and the key changes exactly once. Readers trust the tag
   only when its S3 ETag is the object's own (two racing writers may tag each other's
   object; HEAD's TagCount says whether to look at all), wait a moment (at most 2 s) for
@@ -183,7 +184,8 @@ class S3DataStore(DataStoreABC):
     (40 MiB with the defaults); 1 sends them one after the other. ``copy_part_size``
     (default 5 GiB, CopyObject's limit) is the largest object copied with one
     CopyObject; larger ones are copied with UploadPartCopy in parts of that size.
-    ``send_checksums`` sends ChecksumSHA256 on every upload so S3 verifies the bytes;
+    ``send_checksums`` sends a checksum with every upload (ChecksumSHA256 of a single
+    PutObject, ChecksumCRC32 of each multipart part) so S3 verifies the bytes;
     turn it off for endpoints without S3's additional checksums. ``publish_by_copy``
     publishes multipart uploads with a server-side copy instead of tags (see above).
     """
