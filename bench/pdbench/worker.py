@@ -43,7 +43,7 @@ def run_large(subject, params: Dict) -> Dict:
     for size in params["sizes"]:
         # Small items are timed several times (the median counts): one millisecond-long
         # operation alone is mostly noise.
-        repeat = max(1, min(9, params.get("repeat_bytes", 64 * 1024 * 1024) // size))
+        repeat = max(1, min(25, params.get("repeat_bytes", 64 * 1024 * 1024) // size))
         expected = pattern.sha256(size)
         runs = []
         for index in range(repeat):
