@@ -2,33 +2,21 @@
 
 import hashlib
 import os
-import threading
 from abc import ABC, abstractmethod
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from types import TracebackType
 from typing import Optional, Type, Union
 
 from persisty_data.data_item_abc import DataItemABC
 from persisty_data.errors import ItemTooLargeError
+from persisty_data.lazy_thread_pool import LazyThreadPool
 
 Buffer = Union[bytes, bytearray, memoryview]
 
 # hashlib releases the GIL on buffers this large, so hashing runs on another core while
 # the backend stores the same bytes: a write costs max(hash, store), not their sum.
 PARALLEL_HASH_MIN_BYTES = 256 * 1024
-_hash_pool: Optional[ThreadPoolExecutor] = None
-_hash_pool_lock = threading.Lock()
-
-
-def _get_hash_pool() -> ThreadPoolExecutor:
-    global _hash_pool  # pylint: disable=global-statement
-    if _hash_pool is None:
-        with _hash_pool_lock:
-            if _hash_pool is None:
-                _hash_pool = ThreadPoolExecutor(
-                    max_workers=os.cpu_count() or 2, thread_name_prefix="persisty-data-hash"
-                )
-    return _hash_pool
+_hash_pool = LazyThreadPool(os.cpu_count() or 2, "persisty-data-hash")
 
 
 def _is_immutable(view: memoryview) -> bool:
@@ -91,7 +79,7 @@ class DataWriterABC(ABC):
             return length
         self._finish_hashing()
         if length >= PARALLEL_HASH_MIN_BYTES:
-            hashing = _get_hash_pool().submit(self._hash.update, view)
+            hashing = _hash_pool.get().submit(self._hash.update, view)
             try:
                 self._guard(self._write_bytes, view)
             finally:
@@ -201,7 +189,7 @@ class DataWriterABC(ABC):
         """Hash one chunk (on another core when large: nothing can change bytes) and store it."""
         self._finish_hashing()
         if len(chunk) >= PARALLEL_HASH_MIN_BYTES:
-            self._hashing = _get_hash_pool().submit(self._hash.update, chunk)
+            self._hashing = _hash_pool.get().submit(self._hash.update, chunk)
         else:
             self._hash.update(chunk)
         self._write_chunk(chunk)

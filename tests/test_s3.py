@@ -82,6 +82,11 @@ def pattern(size: int, seed: int = 0) -> bytes:
     return (block * (size // len(block) + 1))[:size]
 
 
+def write_in_mib_pieces(writer, data: bytes) -> None:
+    for start in range(0, len(data), 1024 * 1024):
+        writer.write(data[start : start + 1024 * 1024])
+
+
 class Wire:
     """Records the S3 operations a client performs, through botocore's own event hooks."""
 
@@ -259,8 +264,7 @@ class TestWrites:
         wire = Wire(store.client)
         data = pattern(6 * PART + 77)
         with store.get_data_writer("par.bin") as writer:
-            for start in range(0, len(data), 1024 * 1024):
-                writer.write(data[start : start + 1024 * 1024])
+            write_in_mib_pieces(writer, data)
         assert peak[0] == 3
         numbers = [p["PartNumber"] for name, p in wire.calls if name == "UploadPart"]
         assert sorted(numbers) == list(range(1, 8))
@@ -280,8 +284,7 @@ class TestWrites:
         wire = Wire(store.client)
         data = pattern(2 * PART + 123)
         with store.get_data_writer("big.bin", "application/x-test") as writer:
-            for start in range(0, len(data), 1024 * 1024):
-                writer.write(data[start : start + 1024 * 1024])
+            write_in_mib_pieces(writer, data)
             assert store.read("big.bin") == old  # nothing visible before close()
         item = writer.item
         # The upload goes straight to the key (marked pending), completes in one step and
@@ -376,8 +379,7 @@ class TestWrites:
             wire = Wire(store.client)
             data = pattern(2 * PART + 123)
             with store.get_data_writer("big.bin", "application/x-test") as writer:
-                for start in range(0, len(data), 1024 * 1024):
-                    writer.write(data[start : start + 1024 * 1024])
+                write_in_mib_pieces(writer, data)
                 assert store.read("big.bin") == old  # nothing visible before close()
             item = writer.item
             ops = wire.ops()

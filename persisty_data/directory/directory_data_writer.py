@@ -1,13 +1,13 @@
 """Writes to a temp file in the store's filesystem, then publishes with one atomic rename."""
 
 import os
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Optional
 
 from persisty_data.data_writer_abc import Buffer, DataWriterABC
 from persisty_data.directory.directory_data_item import DirectoryDataItem
 from persisty_data.directory.os_errors import map_os_errors
+from persisty_data.lazy_thread_pool import LazyThreadPool
 
 if TYPE_CHECKING:
     from persisty_data.directory.directory_data_store import DirectoryDataStore
@@ -18,17 +18,7 @@ WRITE_BUFFER_SIZE = 64 * 1024
 # background), so the disk works while the content still streams in and the final fsync
 # has little left to do.
 EARLY_FLUSH_BYTES = 16 * 1024 * 1024
-_flush_pool: Optional[ThreadPoolExecutor] = None
-_flush_pool_lock = threading.Lock()
-
-
-def _get_flush_pool() -> ThreadPoolExecutor:
-    global _flush_pool  # pylint: disable=global-statement
-    if _flush_pool is None:
-        with _flush_pool_lock:
-            if _flush_pool is None:
-                _flush_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="persisty-data-flush")
-    return _flush_pool
+_flush_pool = LazyThreadPool(4, "persisty-data-flush")
 
 
 class DirectoryDataWriter(DataWriterABC):
@@ -50,7 +40,7 @@ class DirectoryDataWriter(DataWriterABC):
                 if self._unflushed >= EARLY_FLUSH_BYTES and (self._flushing is None or self._flushing.done()):
                     self._wait_for_flush()  # (done: only reports its error)
                     self._file.flush()
-                    self._flushing = _get_flush_pool().submit(os.fdatasync, self._file.fileno())
+                    self._flushing = _flush_pool.get().submit(os.fdatasync, self._file.fileno())
                     self._unflushed = 0
 
     def _wait_for_flush(self) -> None:

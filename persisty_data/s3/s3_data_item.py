@@ -1,13 +1,20 @@
 """An item in an S3DataStore: one object version, described by its S3 ETag."""
 
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, BinaryIO, Optional
+from typing import TYPE_CHECKING, Any, BinaryIO, Dict, Optional
 
 from persisty_data.data_item import DataItem
 from persisty_data.data_item_abc import get_range
 
 if TYPE_CHECKING:
     from persisty_data.s3.s3_data_store import S3DataStore
+
+
+def version_id(response: Dict[str, Any]) -> Optional[str]:
+    """The VersionId of an S3 response, None outside a versioned bucket ("null")."""
+    value = response.get("VersionId")
+    return value if value and value != "null" else None
+
 
 _UNSET = datetime(1970, 1, 1, tzinfo=timezone.utc)
 

@@ -73,13 +73,11 @@ import base64
 import hashlib
 import logging
 import math
-import os
 import re
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
@@ -108,8 +106,10 @@ from persisty_data.errors import (
     StorageError,
 )
 from persisty_data.keys import MAX_KEY_BYTES, RESERVED_SEGMENT, is_valid_key, validate_key
+from persisty_data.lazy_thread_pool import LazyThreadPool
 from persisty_data.readers import IterReader, buffered
 from persisty_data.s3.s3_data_item import S3DataItem
+from persisty_data.s3.s3_data_item import version_id as _version_id
 from persisty_data.s3.s3_data_writer import MAX_PART_SIZE, MAX_PARTS, S3DataWriter
 from persisty_data.s3.s3_errors import (
     FORBIDDEN_CODES,
@@ -233,9 +233,7 @@ class S3DataStore(DataStoreABC):
             )
         self.part_size = part_size
         self.max_concurrency = max_concurrency
-        self._pool: Optional[ThreadPoolExecutor] = None
-        self._pool_pid = 0
-        self._pool_lock = threading.Lock()
+        self._upload_pool = LazyThreadPool(max_concurrency, f"persisty-data-s3-{self.name}")
         self.copy_part_size = copy_part_size
         self.send_checksums = send_checksums
         self.save_computed_etags = save_computed_etags
@@ -264,18 +262,6 @@ class S3DataStore(DataStoreABC):
 
     def get_meta(self) -> DataStoreMeta:
         return self._meta
-
-    def _upload_pool(self) -> ThreadPoolExecutor:
-        """The threads that send multipart parts (made on first use, again after a fork)."""
-        pid = os.getpid()
-        if self._pool is None or self._pool_pid != pid:
-            with self._pool_lock:
-                if self._pool is None or self._pool_pid != pid:
-                    self._pool = ThreadPoolExecutor(
-                        max_workers=self.max_concurrency, thread_name_prefix=f"persisty-data-s3-{self.name}"
-                    )
-                    self._pool_pid = pid
-        return self._pool
 
     @property
     def client(self) -> Any:
@@ -1005,11 +991,6 @@ def _utc_seconds(value: datetime) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc).replace(microsecond=0)
-
-
-def _version_id(response: Dict[str, Any]) -> Optional[str]:
-    version_id = response.get("VersionId")
-    return version_id if version_id and version_id != "null" else None
 
 
 def _content_type(key: str, value: Optional[str]) -> str:

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from persisty_data.data_writer_abc import Buffer, DataWriterABC
 from persisty_data.errors import PersistyDataError, StorageError
 from persisty_data.s3.s3_data_item import S3DataItem
+from persisty_data.s3.s3_data_item import version_id as version_id_of
 from persisty_data.s3.s3_errors import (
     NO_SUCH_UPLOAD_CODES,
     NOT_FOUND_CODES,
@@ -102,7 +103,7 @@ class S3DataWriter(DataWriterABC):
         buffer, length = self._part, self._fill
         while len(self._in_flight) >= store.max_concurrency:
             self._settle_oldest()
-        self._in_flight.append(store._upload_pool().submit(self._send_part, part_number, buffer, length))
+        self._in_flight.append(store._upload_pool.get().submit(self._send_part, part_number, buffer, length))
         if last:
             self._part = bytearray()
         else:
@@ -193,15 +194,14 @@ class S3DataWriter(DataWriterABC):
             )
             self._upload_id = None
             self._temp_exists = self._temp_key is not None
-            version_id = response.get("VersionId")
             s3_etag = response.get("ETag")
             if not s3_etag:
                 # botocore raises for an error S3 reports inside a 200 response; a missing
                 # ETag means the endpoint broke the protocol.
                 raise StorageError("complete_multipart_upload_without_etag", key=self.key, store_name=store.name)
+        version_id = version_id_of(response)
         if self._temp_key is None:
             # Published: the key changed in one step. Now label it with its hash.
-            version_id = None if version_id in (None, "null") else version_id
             store._tag_sha256(self.key, s3_etag, version_id, etag)
             return store._published_item(self.key, size, self.content_type, etag, s3_etag, version_id)
         self._temp_version_id = version_id
