@@ -114,6 +114,28 @@ class TestExtendedAttributes:
         if not store.xattrs:
             pytest.skip("the filesystem has no user extended attributes")
 
+    def test_fsync_covers_the_metadata_attribute(self, store, monkeypatch):
+        # The attribute holding content type and etag is set before the temp file's
+        # fsync, so one fsync makes content and metadata durable together.
+        seen = []
+        real_fsync = os.fsync
+
+        def observing_fsync(fd):
+            try:
+                seen.append(os.getxattr(fd, XATTR_NAME) != b"")
+            except OSError:
+                seen.append(False)  # a directory, or a file without the attribute
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", observing_fsync)
+        store.write_bytes("small", b"x" * 10)
+        with store.get_data_writer("streamed") as writer:
+            writer.write(b"y" * (DIRECT_WRITE_MAX_BYTES + 1))
+        store.copy_data_from(store, "small", "copied")
+        # Each write: the temp file (with its attribute), then the parent directory.
+        assert seen == [True, False] * 3
+        assert store.read("copied").etag == hashlib.sha256(b"x" * 10).hexdigest()
+
     def test_metadata_fits_in_an_ext4_inode(self, store, root):
         # More than 56 bytes and ext4 (256-byte inodes) gives every file an extra block.
         store.write_bytes("small.bin", b"x" * 1024, "application/octet-stream")

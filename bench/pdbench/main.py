@@ -1,7 +1,8 @@
 """
 Runs the benchmark: starts the services (moto server, hosted HTTP servers), runs every
-case in a fresh worker process, repetitions interleaved, then prints the table and
-writes bench/results/<timestamp>.json. `bash bench/run --help` lists the options.
+case in a fresh worker process (each after the machine has gone quiet), repetitions
+interleaved (every other one in reverse order), then prints the table and writes
+bench/results/<timestamp>.json. `bash bench/run --help` lists the options.
 """
 
 import argparse
@@ -82,7 +83,37 @@ def postgres_available(url: str) -> Optional[str]:
         return f"PostgreSQL unavailable at {url}: {type(exc).__name__}"
 
 
+def _cpu_idle_fraction(interval: float) -> float:
+    """Share of all CPUs idle (idle + iowait excluded: waiting on the disk is not quiet) over interval."""
+
+    def sample():
+        with open("/proc/stat") as file:
+            fields = [int(v) for v in file.readline().split()[1:]]
+        return sum(fields), fields[3]
+
+    total0, idle0 = sample()
+    time.sleep(interval)
+    total1, idle1 = sample()
+    return (idle1 - idle0) / max(1, total1 - total0)
+
+
+def quiesce(max_wait: float = 10.0, idle: float = 0.9) -> float:
+    """
+    Wait (at most max_wait seconds) until the machine is quiet: dirty pages written and
+    the CPUs idle, so what one case left behind (a database checkpoint, page write-back,
+    a server's garbage collection) is not billed to the next. Returns the seconds waited.
+    """
+    started = time.monotonic()
+    os.sync()
+    if not os.path.exists("/proc/stat"):
+        return time.monotonic() - started
+    while time.monotonic() - started < max_wait and _cpu_idle_fraction(0.1) < idle:
+        pass
+    return time.monotonic() - started
+
+
 def run_case(spec: Dict, timeout: float, log_path: str) -> Dict:
+    waited = quiesce()
     started = time.monotonic()
     load = os.getloadavg()[0]
     try:
@@ -108,6 +139,7 @@ def run_case(spec: Dict, timeout: float, log_path: str) -> Dict:
             log.write(f"--- {spec['workload']} {spec['subject']} {spec.get('fs')}\n{errors}\n")
     result["_seconds"] = time.monotonic() - started
     result["_load_before"] = load
+    result["_quiesce_s"] = waited
     return result
 
 
@@ -205,7 +237,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         total = len(cases) * reps
         done = 0
         for rep in range(reps):
-            for workload, subject, fs in cases:
+            # Every other repetition runs the cases in reverse, so no subject always runs
+            # right after the same neighbour (or always first after a heavy case).
+            for workload, subject, fs in cases if rep % 2 == 0 else cases[::-1]:
                 done += 1
                 case = {"workload": workload, "subject": subject, "fs": fs, "rep": rep}
                 if subject in plan.NEEDS_POSTGRES and pg_problem:
@@ -225,7 +259,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 status = result.get("error") or result.get("unsupported") or "ok"
                 sys.stderr.write(
                     f"[{done}/{total}] {workload:6} {subject:20} {fs or '-':5} rep {rep + 1}: {status}"
-                    f" ({result.get('_seconds', 0):.1f}s, load {result.get('_load_before', 0):.1f})\n"
+                    f" ({result.get('_seconds', 0):.1f}s, load {result.get('_load_before', 0):.1f},"
+                    f" waited {result.get('_quiesce_s', 0):.1f}s for quiet)\n"
                 )
                 sys.stderr.flush()
                 runs.append(dict(case, result=result))

@@ -397,15 +397,13 @@ class DirectoryDataStore(DataStoreABC):
                     written = os.write(fd, view) if size else 0
                     while written < size:
                         written += os.write(fd, view[written:])
-                    if self.fsync:
-                        os.fsync(fd)
                     stat = os.fstat(fd)
                     if self.xattrs:
                         os.setxattr(fd, XATTR_NAME, _xattr_value(stat.st_mtime_ns, size, etag, content_type))
-                        item = None
                     else:
-                        item = DirectoryDataItem(self, key, "", stat, content_type, etag)
-                        self._write_sidecar(item)
+                        self._write_sidecar(DirectoryDataItem(self, key, "", stat, content_type, etag))
+                    if self.fsync:
+                        os.fsync(fd)  # the content and its attribute, in one go
                 finally:
                     os.close(fd)
                 path = self._publish(temp_path, key)
@@ -463,13 +461,13 @@ class DirectoryDataStore(DataStoreABC):
                         if max_size is not None and stat.st_size > max_size:
                             raise ItemTooLargeError(f"more_than_{max_size}_bytes", key=key)
                         _copy_file(source_fd, target_fd, stat.st_size)
-                        if self.fsync:
-                            os.fsync(target_fd)
                         stat = os.fstat(target_fd)
                     finally:
                         os.close(source_fd)
                     item = DirectoryDataItem(self, key, self._path(key), stat, content_type, etag)
                     self._save_content_meta(target_fd, item)
+                    if self.fsync:
+                        os.fsync(target_fd)
                 finally:
                     os.close(target_fd)
                 self._publish(temp_path, key)
