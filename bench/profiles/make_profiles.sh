@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the text profiles in bench/profiles (run from the repository root, after
-# bash bench/run has created bench/.venv; py-spy must be installed there for the hosted
-# ones: bench/.venv/bin/pip install py-spy). BEFORE=/path/to/an/older/checkout adds the
-# "-before" profiles of that checkout's persisty_data.
+# bash bench/run has created bench/.venv, py-spy included). BEFORE=/path/to/an/older/checkout
+# adds the "-before" profiles of that checkout's persisty_data. The one-off scripts
+# (*.py.txt) say in their first lines how to run them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
