@@ -54,6 +54,25 @@ class TestLayout:
         assert store.read("x/y").read_bytes() == b"file"
         assert os.listdir(store._temp_dir) == []
 
+    def test_new_directories_are_made_durable(self, store, root, monkeypatch):
+        # A rename is durable once its directory is synced; a directory made for the
+        # item is durable once its own parent is synced. Both happen before write returns.
+        synced = []
+        real_fsync = os.fsync
+
+        def observing_fsync(fd):
+            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", observing_fsync)
+        store.write_bytes("a/b/c.txt", b"new directories")
+        real_root = os.path.realpath(root)
+        directories = [os.path.relpath(p, real_root) for p in synced if os.path.isdir(p)]
+        assert directories == ["a/b", "a", "."]
+        synced.clear()
+        store.write_bytes("a/b/d.txt", b"existing directories")
+        assert [os.path.relpath(p, real_root) for p in synced if os.path.isdir(p)] == ["a/b"]
+
     def test_no_fsync_mode(self, root):
         store = DirectoryDataStore(root, fsync=False)
         assert store.write_bytes("fast", b"data").etag == hashlib.sha256(b"data").hexdigest()

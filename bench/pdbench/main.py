@@ -84,7 +84,7 @@ def postgres_available(url: str) -> Optional[str]:
 
 
 def _cpu_idle_fraction(interval: float) -> float:
-    """Share of all CPUs idle (idle + iowait excluded: waiting on the disk is not quiet) over interval."""
+    """Share of CPU time spent idle over interval (iowait counts as busy: waiting on the disk is not quiet)."""
 
     def sample():
         with open("/proc/stat") as file:

@@ -10,7 +10,7 @@ import stat as stat_module
 import struct
 import tempfile
 import time
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from persisty_data.content_types import DEFAULT_CONTENT_TYPE, guess_content_type, resolve_content_type
 from persisty_data.data_item_abc import DataItemABC
@@ -427,6 +427,7 @@ class DirectoryDataStore(DataStoreABC):
         """Move a finished temp file to key's path (returned), creating directories."""
         path = self._check_writable(key)
         parent = os.path.dirname(path)
+        created: List[str] = []
         for attempt in range(3):
             try:
                 os.replace(temp_path, path)
@@ -435,12 +436,24 @@ class DirectoryDataStore(DataStoreABC):
                 if not os.path.exists(temp_path) or attempt == 2:
                     raise
             # The parent is missing (a new directory, or a concurrent delete pruned it).
+            created += self._missing_directories(parent)
             os.makedirs(parent, exist_ok=True)
             if not self._is_inside(parent, allow_root=True):
                 raise InvalidKeyError("resolves_outside_root", key=key, store_name=self.name)
         if self.fsync:
             _fsync_directory(parent)
+            # A directory made for this item is durable once its own parent is synced.
+            for directory in sorted({os.path.dirname(d) for d in created} - {parent}, reverse=True):
+                _fsync_directory(directory)
         return path
+
+    def _missing_directories(self, directory: str) -> List[str]:
+        """directory and those of its ancestors below the root that do not exist yet."""
+        missing = []
+        while len(directory) >= len(self._root_prefix) and not os.path.lexists(directory):
+            missing.append(directory)
+            directory = os.path.dirname(directory)
+        return missing
 
     def _copy_native(self, source_store, source_item, key, content_type):
         if not isinstance(source_store, DirectoryDataStore):
