@@ -87,6 +87,21 @@ def write_in_mib_pieces(writer, data: bytes) -> None:
         writer.write(data[start : start + 1024 * 1024])
 
 
+def replace_with_three_parts(store, key: str = "big.bin"):
+    """
+    Write a small item at key, then replace it through a writer with content of three
+    parts, checking the old item stays visible until close(). Returns (wire, data, item):
+    the S3 calls of the replacement, its content and the new item.
+    """
+    old = store.write_bytes(key, b"old")
+    wire = Wire(store.client)
+    data = pattern(2 * PART + 123)
+    with store.get_data_writer(key, "application/x-test") as writer:
+        write_in_mib_pieces(writer, data)
+        assert store.read(key) == old  # nothing visible before close()
+    return wire, data, writer.item
+
+
 class Wire:
     """Records the S3 operations a client performs, through botocore's own event hooks."""
 
@@ -280,13 +295,7 @@ class TestWrites:
         assert wire.count("PutObject") == 1 and wire.count("UploadPart") == 0
 
     def test_larger_content_is_one_multipart_upload_tagged_with_its_hash(self, store):
-        old = store.write_bytes("big.bin", b"old")
-        wire = Wire(store.client)
-        data = pattern(2 * PART + 123)
-        with store.get_data_writer("big.bin", "application/x-test") as writer:
-            write_in_mib_pieces(writer, data)
-            assert store.read("big.bin") == old  # nothing visible before close()
-        item = writer.item
+        wire, data, item = replace_with_three_parts(store)
         # The upload goes straight to the key (marked pending), completes in one step and
         # is then tagged: no copy, no temporary object, no extra request per part.
         assert [op for op in wire.ops() if op != "HeadObject"] == ["CreateMultipartUpload"] + ["UploadPart"] * 3 + [
@@ -375,13 +384,7 @@ class TestWrites:
 
     def test_publish_by_copy_uploads_to_a_temporary_key(self, tmp_path):
         with S3MotoBackend().make(str(tmp_path), publish_by_copy=True) as store:
-            old = store.write_bytes("big.bin", b"old")
-            wire = Wire(store.client)
-            data = pattern(2 * PART + 123)
-            with store.get_data_writer("big.bin", "application/x-test") as writer:
-                write_in_mib_pieces(writer, data)
-                assert store.read("big.bin") == old  # nothing visible before close()
-            item = writer.item
+            wire, data, item = replace_with_three_parts(store)
             ops = wire.ops()
             assert ops.count("UploadPart") == 3 and "PutObject" not in ops and "PutObjectTagging" not in ops
             # The upload goes to a temporary key; one server-side copy publishes it with the

@@ -11,12 +11,10 @@ from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional
 from botocore.exceptions import ClientError
 
 from persisty_data.data_writer_abc import Buffer, DataWriterABC
-from persisty_data.errors import PersistyDataError, StorageError
+from persisty_data.errors import StorageError
 from persisty_data.s3.s3_data_item import S3DataItem
 from persisty_data.s3.s3_data_item import version_id as version_id_of
 from persisty_data.s3.s3_errors import (
-    NO_SUCH_UPLOAD_CODES,
-    NOT_FOUND_CODES,
     NOT_IMPLEMENTED_CODES,
     error_code,
     map_s3_errors,
@@ -222,21 +220,10 @@ class S3DataWriter(DataWriterABC):
         self._in_flight.clear()
         self._release()
         upload_id, self._upload_id = self._upload_id, None
-        store = self._store
-        if upload_id is not None:
-            try:
-                with map_s3_errors(self.key, store.name, store.bucket):
-                    try:
-                        store._client.abort_multipart_upload(
-                            Bucket=store.bucket, Key=self._upload_key, UploadId=upload_id
-                        )
-                    except ClientError as exc:
-                        if error_code(exc) not in NO_SUCH_UPLOAD_CODES | NOT_FOUND_CODES:
-                            raise
-            except PersistyDataError as exc:
-                # Raising here would hide the error that caused the abort. A bucket lifecycle
-                # rule or S3DataStore.remove_stale_uploads() collects what is left.
-                logger.warning("could not abort multipart upload %s of %r: %s", upload_id, self.key, exc)
+        if upload_id is not None and self._upload_key is not None:
+            # Never raises: that would hide the error that caused the abort. A bucket
+            # lifecycle rule or S3DataStore.remove_stale_uploads() collects what is left.
+            self._store._abort_upload_quietly(self._upload_key, upload_id)
         self._delete_temp()
 
     def _delete_temp(self) -> None:
