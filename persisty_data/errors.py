@@ -17,7 +17,8 @@ PersistyError (persisty.errors)
     ├── UnsupportedOperationError
     ├── ConfigurationError       a store or factory is misconfigured
     └── StorageError             the backend failed
-        └── StorageUnavailableError   the backend cannot be reached
+        ├── StorageUnavailableError   the backend cannot be reached
+        └── ContentCorruptedError     a full read's bytes do not hash to the item's etag
 
 A missing item is not an error: read() returns None and delete() returns False.
 """
@@ -104,3 +105,13 @@ class StorageError(PersistyDataError):
 
 class StorageUnavailableError(StorageError):
     code = "storage_unavailable"
+
+
+class ContentCorruptedError(StorageError):
+    """
+    The stored bytes are not the content the item describes (their SHA-256 or length
+    differs from the item's etag or size): damaged at rest or rewritten behind the
+    store's back. Raised at the end of a full read; retrying does not help.
+    """
+
+    code = "content_corrupted"

@@ -20,3 +20,14 @@ class Backend:
 
     def debris(self, store: DataStoreABC) -> List[str]:
         return []
+
+    def corrupt(self, store: DataStoreABC, key: str) -> None:
+        """
+        Flip one byte of key's stored content behind the store's back, leaving its
+        metadata (size, etag, timestamps) as it was: what damage at rest looks like.
+        """
+        raise NotImplementedError()
+
+
+def flip_byte(data: bytes, offset: int = 0) -> bytes:
+    return data[:offset] + bytes([data[offset] ^ 0x01]) + data[offset + 1 :]

@@ -14,7 +14,7 @@ from persisty.impl.mem.mem_store_factory import MemStoreFactory
 from persisty_data.chunk.chunk_data_store import ChunkDataStore
 from persisty_data.chunk.sql_store_factory import SqlStoreFactory
 from persisty_data.directory.directory_data_store import DirectoryDataStore
-from tests.backend_base import CHUNK_SIZE, Backend
+from tests.backend_base import CHUNK_SIZE, Backend, flip_byte
 from tests.conftest import POSTGRES_URL
 
 
@@ -28,6 +28,19 @@ class DirectoryBackend(Backend):
 
     def debris(self, store):
         return os.listdir(store._temp_dir)
+
+    def corrupt(self, store, key):
+        corrupt_file(store._checked_path(key))
+
+
+def corrupt_file(path: str) -> None:
+    """Flip the first byte in place: same inode, size and mtime, so the metadata still matches."""
+    stat = os.stat(path)
+    with open(path, "r+b") as file:
+        first = file.read(1)
+        file.seek(0)
+        file.write(flip_byte(first))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 class ChunkBackend(Backend):
@@ -45,6 +58,13 @@ class ChunkBackend(Backend):
         finally:
             if isinstance(factory, SqlStoreFactory):
                 factory.drop_tables(store.item_meta, store.chunk_meta)
+
+    def corrupt(self, store, key):
+        row = store.item_store.read(key)
+        chunk_key = store._chunk_keys(row.upload_id, (0,))[0]
+        chunk = store.chunk_store.read(chunk_key)
+        chunk.content = flip_byte(chunk.content)
+        assert store.chunk_store.update(chunk) is not None
 
     def debris(self, store):
         referenced = {row.upload_id for row in store.item_store.search_all()}

@@ -19,7 +19,7 @@ from moto.server import ThreadedMotoServer
 from werkzeug.serving import make_server
 
 from persisty_data.s3.s3_data_store import MIN_PART_SIZE, TEMP_FOLDER, S3DataStore
-from tests.backend_base import Backend
+from tests.backend_base import Backend, flip_byte
 
 REGION = "us-east-1"  # passed explicitly: AWS_REGION in the environment would switch persisty to DynamoDB
 PART_SIZE = MIN_PART_SIZE  # the suite's several-MiB round trip then goes up as a multipart upload
@@ -52,6 +52,20 @@ def empty_and_delete_bucket(client, bucket: str) -> None:
             objects = [{"Key": e["Key"], "VersionId": e["VersionId"]} for e in entries[start : start + 1000]]
             client.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
     client.delete_bucket(Bucket=bucket)
+
+
+def corrupt_object(store: S3DataStore, key: str) -> None:
+    """Rewrite the object with one byte flipped, keeping its content type and metadata (x-amz-meta-sha256)."""
+    client = store.client
+    s3_key = store.prefix + key
+    response = client.get_object(Bucket=store.bucket, Key=s3_key)
+    client.put_object(
+        Bucket=store.bucket,
+        Key=s3_key,
+        Body=flip_byte(response["Body"].read()),
+        ContentType=response["ContentType"],
+        Metadata=response["Metadata"],
+    )
 
 
 # region: moto in-process
@@ -114,6 +128,9 @@ class S3MotoBackend(Backend):
 
     def debris(self, store: S3DataStore) -> List[str]:
         return s3_debris(store)
+
+    def corrupt(self, store: S3DataStore, key: str) -> None:
+        corrupt_object(store, key)
 
 
 # endregion
@@ -197,6 +214,9 @@ class S3MotoServerBackend(Backend):
 
     def debris(self, store: S3DataStore) -> List[str]:
         return s3_debris(store)
+
+    def corrupt(self, store: S3DataStore, key: str) -> None:
+        corrupt_object(store, key)
 
 
 # endregion

@@ -1,11 +1,11 @@
 """An item in a ChunkDataStore: metadata from the item row, content from its chunks."""
 
+import io
 from datetime import datetime
-from typing import TYPE_CHECKING, BinaryIO, Optional
+from typing import TYPE_CHECKING
 
 from persisty_data.data_item import DataItem
-from persisty_data.data_item_abc import get_range
-from persisty_data.readers import IterReader, buffered
+from persisty_data.readers import IterReader
 
 if TYPE_CHECKING:
     from persisty_data.chunk.chunk_data_store import ChunkDataStore
@@ -30,7 +30,5 @@ class ChunkDataItem(DataItem):
         self.upload_id = upload_id
         self.chunk_size = chunk_size
 
-    def get_data_reader(self, offset: int = 0, length: Optional[int] = None) -> BinaryIO:
-        start, end = get_range(self.size, offset, length)
-        pieces = self._store._iter_content(self, start, end)
-        return buffered(IterReader(pieces))  # type: ignore[return-value]
+    def _open_content(self, start: int, end: int) -> io.RawIOBase:
+        return IterReader(self._store._iter_content(self, start, end))

@@ -3,12 +3,12 @@
 import io
 import os
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, BinaryIO, Optional
+from typing import TYPE_CHECKING, Optional
 
-from persisty_data.data_item_abc import DataItemABC, get_range
+from persisty_data.data_item_abc import DataItemABC
 from persisty_data.directory.os_errors import map_os_errors
 from persisty_data.errors import ContentChangedError
-from persisty_data.readers import RangeReader, buffered
+from persisty_data.readers import RangeReader
 
 if TYPE_CHECKING:
     from persisty_data.directory.directory_data_store import DirectoryDataStore
@@ -78,8 +78,7 @@ class DirectoryDataItem(DataItemABC):
         self._content_type = content_type
         self._etag = etag
 
-    def get_data_reader(self, offset: int = 0, length: Optional[int] = None) -> BinaryIO:
-        start, end = get_range(self._size, offset, length)
+    def _open_content(self, start: int, end: int) -> io.RawIOBase:
         raw = self._open()
         try:
             if start:
@@ -87,10 +86,9 @@ class DirectoryDataItem(DataItemABC):
         except BaseException:
             raw.close()
             raise
-        return buffered(RangeReader(raw, end - start))  # type: ignore[return-value]
+        return RangeReader(raw, end - start)
 
-    def read_bytes(self, offset: int = 0, length: Optional[int] = None) -> bytes:
-        start, end = get_range(self._size, offset, length)
+    def _read_content(self, start: int, end: int) -> bytes:
         fd = self._open_fd()
         try:
             parts = []

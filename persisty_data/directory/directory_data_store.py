@@ -27,6 +27,7 @@ from persisty_data.errors import (
     KeyConflictError,
 )
 from persisty_data.keys import MAX_KEY_BYTES, RESERVED_SEGMENT, is_valid_segment, validate_key
+from persisty_data.readers import check_content
 
 STALE_TEMP_SECONDS = 24 * 3600
 HASH_BUFFER_SIZE = 1024 * 1024
@@ -474,6 +475,8 @@ class DirectoryDataStore(DataStoreABC):
                         if max_size is not None and stat.st_size > max_size:
                             raise ItemTooLargeError(f"more_than_{max_size}_bytes", key=key)
                         _copy_file(source_fd, target_fd, stat.st_size)
+                        # The kernel copies without looking: check what is about to be published.
+                        _check_file(target_fd, source_item.key, stat.st_size, etag)
                         stat = os.fstat(target_fd)
                     finally:
                         os.close(source_fd)
@@ -612,6 +615,19 @@ def _copy_file(source_fd: int, target_fd: int, size: int) -> None:
         os.lseek(target_fd, copied, os.SEEK_SET)
         with os.fdopen(os.dup(source_fd), "rb") as source, os.fdopen(os.dup(target_fd), "wb") as target:
             shutil.copyfileobj(source, target, HASH_BUFFER_SIZE)
+
+
+def _check_file(fd: int, key: str, size: int, etag: str) -> None:
+    """Raise ContentCorruptedError unless the file's first size bytes (and no more) hash to etag."""
+    digest = hashlib.sha256()
+    count = 0
+    while True:
+        data = os.pread(fd, HASH_BUFFER_SIZE, count)
+        if not data:
+            break
+        digest.update(data)
+        count += len(data)
+    check_content(key, size, etag, count, digest)
 
 
 def _unlink_quietly(path: str) -> None:

@@ -1,10 +1,10 @@
 """An item in an S3DataStore: one object version, described by its S3 ETag."""
 
+import io
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, BinaryIO, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from persisty_data.data_item import DataItem
-from persisty_data.data_item_abc import get_range
 
 if TYPE_CHECKING:
     from persisty_data.s3.s3_data_store import S3DataStore
@@ -88,6 +88,5 @@ class S3DataItem(DataItem):
         """True once content_type and etag are known without another request."""
         return self._content_type is not None and self._etag is not None
 
-    def get_data_reader(self, offset: int = 0, length: Optional[int] = None) -> BinaryIO:
-        start, end = get_range(self._size, offset, length)
+    def _open_content(self, start: int, end: int) -> io.RawIOBase:
         return self._store._open_reader(self, start, end)

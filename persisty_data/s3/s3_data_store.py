@@ -71,6 +71,7 @@ Design notes (the choices S3 forces, and why):
 
 import base64
 import hashlib
+import io
 import logging
 import math
 import re
@@ -99,6 +100,7 @@ from persisty_data.data_store_abc import DataStoreABC, DataStoreMeta, create_dat
 from persisty_data.errors import (
     ConfigurationError,
     ContentChangedError,
+    ContentCorruptedError,
     ForbiddenError,
     InvalidKeyError,
     ItemTooLargeError,
@@ -107,7 +109,7 @@ from persisty_data.errors import (
 )
 from persisty_data.keys import MAX_KEY_BYTES, RESERVED_SEGMENT, is_valid_key, validate_key
 from persisty_data.lazy_thread_pool import LazyThreadPool
-from persisty_data.readers import IterReader, buffered
+from persisty_data.readers import IterReader
 from persisty_data.s3.s3_data_item import S3DataItem
 from persisty_data.s3.s3_data_item import version_id as _version_id
 from persisty_data.s3.s3_data_writer import MAX_PART_SIZE, MAX_PARTS, S3DataWriter
@@ -293,11 +295,17 @@ class S3DataStore(DataStoreABC):
         if_match: Optional[str] = None,
         bucket: Optional[str] = None,
         version_id: Optional[str] = None,
+        checksum: bool = False,
     ) -> Optional[Dict[str, Any]]:
-        """HeadObject, or None if there is no object. A failed If-Match raises ContentChangedError."""
+        """
+        HeadObject, or None if there is no object. A failed If-Match raises
+        ContentChangedError. checksum: ask for the object's stored checksums too.
+        """
         params: Dict[str, Any] = dict(Bucket=bucket or self.bucket, Key=s3_key)
         if if_match is not None:
             params["IfMatch"] = if_match
+        if checksum:
+            params["ChecksumMode"] = "ENABLED"
         if version_id is not None:
             params["VersionId"] = version_id
         with map_s3_errors(s3_key[len(self.prefix) :], self.name, params["Bucket"]):
@@ -509,13 +517,13 @@ class S3DataStore(DataStoreABC):
     # endregion
 
     # region: reading content
-    def _open_reader(self, item: S3DataItem, start: int, end: int) -> Any:
+    def _open_reader(self, item: S3DataItem, start: int, end: int) -> io.RawIOBase:
         s3_key = self._s3_key(item.key)
         if end <= start:
             # Nothing to read, but the item must still be the current content.
             if self._head(s3_key, if_match=item.s3_etag) is None:
                 raise ContentChangedError("item_deleted", key=item.key, store_name=self.name)
-            return buffered(IterReader(iter(())))
+            return IterReader(iter(()))
         params: Dict[str, Any] = dict(Bucket=self.bucket, Key=s3_key, IfMatch=item.s3_etag)
         ranged = start > 0 or end < item.size
         if ranged:
@@ -534,7 +542,7 @@ class S3DataStore(DataStoreABC):
                 key=item.key,
                 store_name=self.name,
             )
-        return buffered(IterReader(self._iter_body(body, item.key), on_close=body.close))
+        return IterReader(self._iter_body(body, item.key), on_close=body.close)
 
     def _iter_body(self, body: Any, key: str) -> Iterator[bytes]:
         with self._errors(key):
@@ -845,6 +853,8 @@ class S3DataStore(DataStoreABC):
         max_size = self._meta.max_item_size
         if max_size is not None and source_item.size > max_size:
             raise ItemTooLargeError(f"more_than_{max_size}_bytes", key=key, store_name=self.name)
+        if not source_store._vouches_for(source_item):
+            return None  # streamed instead, and checked as it streams
         sha256 = source_item.etag  # from metadata, or hashed once by the source store
         s3_key = self._s3_key(key)
         try:
@@ -867,6 +877,28 @@ class S3DataStore(DataStoreABC):
         return self._published_item(
             key, source_item.size, content_type, sha256, result.s3_etag, result.version_id, result.last_modified
         )
+
+    def _vouches_for(self, item: S3DataItem) -> bool:
+        """
+        True if S3 ties the item's etag to the bytes a server-side copy would copy, so the
+        copy needs no check. x-amz-meta-sha256 alone does not: a tool that rewrites an
+        object keeping its metadata keeps it too. S3's own SHA-256 checksum of the object
+        (stored by our PutObject and CopyObject) does. An etag from tags or from hashing is
+        bound to the S3 ETag already.
+
+        :raises ContentCorruptedError: if S3's checksum of the object is not its etag.
+        """
+        head = self._head(self._s3_key(item.key), if_match=item.s3_etag, checksum=True)
+        if head is None:
+            raise ContentChangedError("item_deleted", key=item.key, store_name=self.name)
+        if _metadata_sha256(head) != item.etag:
+            return True
+        checksum = _full_object_sha256(head)
+        if checksum is None:
+            return False
+        if checksum != item.etag:
+            raise ContentCorruptedError(f"s3_sha256_{checksum}_is_not_the_etag", key=item.key, store_name=self.name)
+        return True
 
     def _shares_endpoint(self, other: "S3DataStore") -> bool:
         mine, theirs = self._client.meta, other._client.meta
@@ -1005,6 +1037,17 @@ def _content_type(key: str, value: Optional[str]) -> str:
 def _metadata_sha256(head: Dict[str, Any]) -> Optional[str]:
     value = (head.get("Metadata") or {}).get(S3DataStore.SHA256_METADATA)
     return value if isinstance(value, str) and _SHA256_HEX.fullmatch(value) else None
+
+
+def _full_object_sha256(head: Dict[str, Any]) -> Optional[str]:
+    """S3's SHA-256 of the whole object (hex), if it keeps one (a multipart upload's is composite)."""
+    value = head.get("ChecksumSHA256")
+    if not value or "-" in value or head.get("ChecksumType") == "COMPOSITE":
+        return None
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except ValueError:
+        return None
 
 
 def _is_key_prefix_only(search_filter: SearchFilterABC) -> bool:

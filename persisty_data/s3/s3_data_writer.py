@@ -177,6 +177,8 @@ class S3DataWriter(DataWriterABC):
                 if store.send_checksums:
                     # The SHA-256 of the whole object is our etag: S3 checks the bytes against it.
                     params["ChecksumSHA256"] = sha256_b64(bytes.fromhex(etag))
+                    # Named too, so that every endpoint keeps it: it ties the etag to these bytes.
+                    params["ChecksumAlgorithm"] = "SHA256"
                 response = store._client.put_object(**params)
             self._release()
             return store._written_item(self.key, size, self.content_type, etag, response)

@@ -24,6 +24,8 @@ STATUS_BY_ERROR: Tuple[Tuple[type, int], ...] = (
     (errors.ContentChangedError, 409),
     (errors.UnsupportedOperationError, 405),
     (errors.StorageUnavailableError, 503),
+    # Our own stored bytes are bad: a server fault, not a gateway's (S3 answered fine).
+    (errors.ContentCorruptedError, 500),
     (errors.StorageError, 500),
     (errors.ConfigurationError, 500),
     (errors.PersistyDataError, 500),
