@@ -29,9 +29,11 @@ import pytest
 from persisty_data.config.data_config import DataConfig, load_config
 from persisty_data.s3.s3_data_store import S3DataStore
 from persisty_data.search import KeyPrefixFilter
+from tests.backends import ChunkSqliteBackend, corrupt_file
 from tests.s3_backends import (
     CREDENTIALS,
     REGION,
+    corrupt_object,
     empty_and_delete_bucket,
     moto_server_endpoint,
     new_bucket_name,
@@ -188,7 +190,7 @@ def test_console_script_installed():
 
 
 def test_help_for_every_command(cli):
-    commands = [(), ("ls",), ("put",), ("get",), ("rm",), ("cp",), ("url",), ("form",), ("serve",)]
+    commands = [(), ("ls",), ("put",), ("get",), ("rm",), ("cp",), ("verify",), ("url",), ("form",), ("serve",)]
     results = run_all(*[lambda c=c: cli.run(*c, "--help", config=False) for c in commands])
     for command, result in zip(commands, results):
         assert result.returncode == 0, (command, result.stderr)
@@ -325,6 +327,38 @@ def test_cp_within_and_across_backends(cli):
     assert [item.etag for item in items] == [original.etag] * 4
     assert files.read("cp/from-s3.bin").read_bytes() == MEDIUM
     assert files.read("cp/missing.bin") is None
+
+
+def test_verify_reports_corrupt_items(cli, tmp_path):
+    files, chunks, bucket = cli.store("files"), cli.store("chunks"), cli.s3_store()
+    for store in (files, chunks, bucket):
+        store.write_bytes("verify/bad.bin", MEDIUM)
+        store.write_bytes("verify/good.bin", SMALL)
+    corrupt_file(files._checked_path("verify/bad.bin"))
+    ChunkSqliteBackend().corrupt(chunks, "verify/bad.bin")
+    corrupt_object(bucket, "verify/bad.bin")
+    results = run_all(
+        *[lambda name=name: cli.run("verify", name, "verify/") for name in STORES],
+        lambda: cli.run("verify", "files:verify/good"),
+        lambda: cli.run("get", "files:verify/bad.bin", str(tmp_path / "bad.bin")),
+        lambda: cli.run("cp", "bucket:verify/bad.bin", "files:verify/copied.bin"),
+        lambda: cli.run("verify", "files:verify/", "more/"),
+    )
+    for name, result in zip(STORES, results[:3]):
+        stderr = failed(result)
+        assert result.stdout == b"verify/bad.bin\n"
+        assert stderr.startswith(f"persisty-data: corrupt: {name}:verify/bad.bin: sha256_")
+        assert stderr.endswith("persisty-data: verify: 2 items (200.0 KiB) checked, 1 corrupt\n")
+    good = ok(results[3], stderr=True)
+    assert (
+        good.stdout == b""
+        and good.stderr == f"persisty-data: verify: 1 item ({len(SMALL)} B) checked, 0 corrupt\n".encode()
+    )
+    assert failed(results[4]).startswith("persisty-data: content_corrupted: ")
+    assert os.listdir(tmp_path) == []  # no partial download left behind
+    assert failed(results[5]).startswith("persisty-data: content_corrupted: ")
+    assert files.read("verify/copied.bin") is None
+    assert "give the prefix once" in failed(results[6], code=2)
 
 
 def run_on_a_terminal(cli: Cli, *args: str) -> Tuple[subprocess.CompletedProcess, str]:

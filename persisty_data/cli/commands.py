@@ -7,20 +7,23 @@ import shlex
 import stat
 import sys
 import tempfile
+import time
 from datetime import timedelta
 from typing import BinaryIO, Callable, Dict, List, Optional, Tuple
 
 from persisty.search_filter.include_all import INCLUDE_ALL
 
 from persisty_data.cli.locations import Location, parse_location
-from persisty_data.cli.progress import Progress, is_terminal
+from persisty_data.cli.progress import Progress, format_size, is_terminal
 from persisty_data.config.data_config import DataConfig, load_config
 from persisty_data.data_item_abc import DataItemABC
 from persisty_data.data_store_abc import DataStoreABC
+from persisty_data.errors import ContentCorruptedError
 from persisty_data.factory.data_store_factory_abc import DataStoreFactoryABC
 from persisty_data.keys import validate_key
 from persisty_data.search import KeyPrefixFilter
 from persisty_data.upload_form import UploadForm
+from persisty_data.verify import verify_store
 
 BUFFER_SIZE = 1024 * 1024
 
@@ -266,6 +269,59 @@ def cp(ctx: Context, source: str, destination: str, content_type: Optional[str])
     if target_store.copy_data_from(source_store, src.key, key, content_type) is None:
         raise _not_found(src)
     return 0
+
+
+# endregion
+
+
+# region: verify
+def verify(ctx: Context, target: str, prefix: Optional[str]) -> int:
+    location = parse_location(target if ":" in target else target + ":")
+    if not location.is_store:
+        raise UsageError(f"verify takes STORE [PREFIX] or STORE:PREFIX, got {target!r}")
+    if location.key and prefix is not None:
+        raise UsageError("give the prefix once: STORE PREFIX or STORE:PREFIX")
+    prefix = location.key or prefix or ""
+    store = ctx.store(location.store)  # type: ignore[arg-type]
+    progress = _VerifyProgress(location.store)  # type: ignore[arg-type]
+    report = verify_store(store, prefix, progress.on_item)
+    progress.clear()
+    items = f"{report.items} item" + ("" if report.items == 1 else "s")
+    summary = f"{items} ({format_size(report.bytes)}) checked, {len(report.corrupt)} corrupt"
+    sys.stderr.write(f"persisty-data: verify: {summary}\n")
+    return 1 if report.corrupt else 0
+
+
+class _VerifyProgress:
+    """Each corrupt key on stdout (with why on stderr); a running count on a terminal's stderr."""
+
+    def __init__(self, store_name: str, interval: float = 0.1):
+        self.store_name = store_name
+        self.interval = interval
+        self.items = 0
+        self.bytes = 0
+        self.enabled = is_terminal(sys.stderr)
+        self._drawn_at = 0.0
+
+    def on_item(self, item: DataItemABC, error: Optional[ContentCorruptedError]) -> None:
+        self.items += 1
+        self.bytes += item.size
+        if error is not None:
+            self.clear()
+            sys.stdout.write(item.key + "\n")
+            sys.stdout.flush()
+            sys.stderr.write(f"persisty-data: corrupt: {self.store_name}:{item.key}: {error.detail or error.code}\n")
+        now = time.monotonic()
+        if self.enabled and now - self._drawn_at >= self.interval:
+            self._drawn_at = now
+            sys.stderr.write(f"\rverifying {self.store_name}: {self.items} items, {format_size(self.bytes)}\x1b[K")
+            sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.enabled and self._drawn_at:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self._drawn_at = 0.0
 
 
 # endregion

@@ -1,6 +1,6 @@
 """
-``persisty-data``: list, upload, download, copy and delete items of the configured data
-stores, sign download URLs and upload forms, and serve hosted stores over HTTP.
+``persisty-data``: list, upload, download, copy, delete and verify items of the configured
+data stores, sign download URLs and upload forms, and serve hosted stores over HTTP.
 
 Exit status: 0 on success, 1 on failure (missing item, bad configuration, storage
 error...), 2 on a usage error, 130 when interrupted.
@@ -36,6 +36,7 @@ examples:
   tar c docs | persisty-data put - files:backup/docs.tar
   persisty-data get files:images/a.png -        # to stdout
   persisty-data cp files:images/a.png archive:  # between stores, server side if possible
+  persisty-data verify files reports/            # keys of corrupt items, exit 1 if any
   persisty-data url files:images/a.png --expires 600
   persisty-data form files:inbox/new.pdf --content-type application/pdf
   persisty-data serve --port 8000
@@ -148,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("destination", metavar="DST")
     cp.add_argument("--content-type", metavar="T", help="the copy's content type (default: the source's)")
 
+    verify = add(
+        "verify",
+        "read every item in full and report those whose content is corrupt",
+        "Read every item of STORE (under PREFIX) to the end, checking each against its\n"
+        "etag (SHA-256). The key of each corrupt item goes to stdout, why to stderr,\n"
+        "then a summary. Exit status 1 if any item is corrupt.",
+    )
+    verify.add_argument("target", metavar="STORE[:PREFIX]")
+    verify.add_argument("prefix", nargs="?", metavar="PREFIX")
+
     url = add(
         "url",
         "print a signed download URL",
@@ -202,6 +213,8 @@ def _run(args: argparse.Namespace) -> int:
         return commands.rm(ctx, args.items, args.force)
     if args.command == "cp":
         return commands.cp(ctx, args.source, args.destination, args.content_type)
+    if args.command == "verify":
+        return commands.verify(ctx, args.target, args.prefix)
     if args.command == "url":
         return commands.url(ctx, args.item, args.expires)
     if args.command == "form":
