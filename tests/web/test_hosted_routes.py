@@ -40,6 +40,7 @@ from persisty_data.post_policy import (
     sign,
 )
 from persisty_data.web.data_store_routes import DataStoreRoutes
+from tests.backends import ChunkSqliteBackend, corrupt_file
 from tests.servers import serve
 from tests.web.support import (
     ADMIN,
@@ -1168,3 +1169,36 @@ def test_a_part_without_a_name_is_malformed():
 
     with pytest.raises(MalformedUploadError):
         _part_name('form-data; filename="f.txt"')
+
+
+def _corrupt(site: Site, store, key: str) -> None:
+    if site.backend == "directory":
+        corrupt_file(store._checked_path(key))
+    else:
+        ChunkSqliteBackend().corrupt(store, key)
+
+
+def test_download_of_a_corrupt_small_item_is_a_server_error(site):
+    store = site.files.store
+    key = new_key()
+    store.write_bytes(key, b"intact bytes\n" * 100, "text/plain")
+    _corrupt(site, store, key)
+    response = site.client.get(site.files.get_download_url(key, ALICE))
+    assert_error(response, 500, "content_corrupted")
+
+
+def test_download_of_a_corrupt_large_item_is_cut_short(site):
+    # The status and length went out before the last byte was hashed: the client gets
+    # fewer bytes than Content-Length, never the whole damaged content as if it were fine.
+    store = site.big.store
+    key = new_key(suffix=".bin")
+    data = os.urandom(3 * MIB + 5)
+    store.write_bytes(key, data)
+    _corrupt(site, store, key)
+    received = bytearray()
+    with pytest.raises(httpx.RemoteProtocolError):
+        with site.client.stream("GET", site.big.get_download_url(key, ALICE)) as response:
+            assert response.status_code == 200 and response.headers["content-length"] == str(len(data))
+            for chunk in response.iter_bytes():
+                received += chunk
+    assert len(received) < len(data)
