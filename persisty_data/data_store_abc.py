@@ -2,6 +2,7 @@
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from typing import BinaryIO, Iterator, List, Optional, Tuple
 
@@ -35,6 +36,7 @@ from persisty_data.errors import (
     PersistyDataError,
     UnsupportedOperationError,
 )
+from persisty_data.gc_report import GcReport
 from persisty_data.keys import is_valid_key, validate_key
 
 COPY_BUFFER_SIZE = 1024 * 1024
@@ -341,6 +343,28 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
             except PersistyDataError as exc:
                 results.append(BatchEditResult(edit, False, exc.code, str(exc)))
         return results
+
+    # endregion
+
+    # region: garbage collection
+    def gc(self, older_than: timedelta, dry_run: bool = False) -> GcReport:
+        """
+        Remove the debris that crashed writers leave (temp files, orphan chunks,
+        unfinished multipart uploads...) once it is older than older_than, and say what
+        was removed; with dry_run, only say what would be. Debris younger than
+        older_than may belong to a write still running, and is left alone: pick an age
+        well above the longest write.
+
+        :raises ConfigurationError: for an older_than that is not a timedelta >= 0.
+        """
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise ConfigurationError(f"gc_older_than_invalid:{older_than!r}", store_name=self.get_meta().name)
+        report = GcReport(self.get_meta().name, dry_run)
+        self._gc(older_than, report)
+        return report
+
+    def _gc(self, older_than: timedelta, report: GcReport) -> None:  # noqa: B027 - a store without debris
+        """Add (and unless report.dry_run, remove) this backend's debris older than older_than."""
 
     # endregion
 

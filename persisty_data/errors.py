@@ -14,6 +14,7 @@ PersistyError (persisty.errors)
     ├── UploadRejectedError      bad / expired signature or policy
     │   └── MalformedUploadError the upload request itself is broken (not multipart...)
     ├── ContentChangedError      the item was replaced or deleted while being read
+    ├── UploadExpiredError       a write's upload was collected as dead before it closed
     ├── UnsupportedOperationError
     ├── ConfigurationError       a store or factory is misconfigured
     └── StorageError             the backend failed
@@ -89,6 +90,15 @@ class MalformedUploadError(UploadRejectedError):
 
 class ContentChangedError(PersistyDataError):
     code = "content_changed"
+
+
+class UploadExpiredError(PersistyDataError):
+    """
+    The write went quiet for longer than a cleanup's age limit, which collected its
+    upload as abandoned: nothing was published, the previous content stays.
+    """
+
+    code = "upload_expired"
 
 
 class UnsupportedOperationError(PersistyDataError):

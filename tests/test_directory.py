@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
 
 import pytest
 from persisty.attr.attr_filter import AttrFilter, AttrFilterOp
@@ -120,7 +121,7 @@ class TestSidecars:
         calls = []
         original = DirectoryDataStore._read_sidecar
         monkeypatch.setattr(
-            DirectoryDataStore, "_read_sidecar", lambda self, key: calls.append(key) or original(self, key)
+            DirectoryDataStore, "_read_sidecar", lambda self, key, ino: calls.append(key) or original(self, key, ino)
         )
         result = store.search(AttrFilter("size", AttrFilterOp.eq, 1))
         assert len(result.results) == 20
@@ -249,7 +250,7 @@ class TestCrashSafety:
             import os
             from persisty_data.directory.directory_data_store import DirectoryDataStore
             store = DirectoryDataStore({root!r})
-            store._publish = lambda temp_path, key: os._exit(4)
+            store._publish = lambda temp_path, key, item: os._exit(4)
             with store.get_data_writer("k.txt", "text/html") as writer:
                 writer.write(b"new")
             """
@@ -259,7 +260,7 @@ class TestCrashSafety:
         assert item.read_bytes() == b"old content"
         assert item.etag == hashlib.sha256(b"old content").hexdigest()
 
-    def test_stale_temp_files_are_removed_on_open(self, store, root):
+    def test_opening_a_store_leaves_temp_files_to_gc(self, store, root):
         stale = os.path.join(store._temp_dir, "w-stale")
         fresh = os.path.join(store._temp_dir, "w-fresh")
         for path in (stale, fresh):
@@ -267,6 +268,11 @@ class TestCrashSafety:
                 file.write(b"debris")
         os.utime(stale, (0, 0))
         DirectoryDataStore(root)
+        assert sorted(os.listdir(store._temp_dir)) == ["w-fresh", "w-stale"]
+        report = store.gc(timedelta(hours=1))
+        assert [(d.kind, d.name, d.size_in_bytes) for d in report.removed] == [
+            ("temp_file", ".persisty_data/tmp/w-stale", 6)
+        ]
         assert os.listdir(store._temp_dir) == ["w-fresh"]
 
 

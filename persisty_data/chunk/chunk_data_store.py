@@ -2,10 +2,10 @@
 
 import logging
 import threading
-from contextlib import closing
+from contextlib import closing, nullcontext
 from datetime import datetime, timedelta, timezone
 from itertools import islice
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from persisty.attr.attr_filter import AttrFilter
 from persisty.attr.attr_filter_op import AttrFilterOp
@@ -22,10 +22,11 @@ from persisty.store.store_abc import StoreABC
 from persisty_data import search
 from persisty_data.chunk.chunk_data_item import ChunkDataItem
 from persisty_data.chunk.chunk_data_writer import ChunkDataWriter
-from persisty_data.chunk.chunk_metas import ITEM_ATTR_NAMES, create_chunk_meta, create_item_meta
+from persisty_data.chunk.chunk_metas import ITEM_ATTR_NAMES, LEASE_PART, create_chunk_meta, create_item_meta
 from persisty_data.chunk.store_errors import map_store_errors
 from persisty_data.data_store_abc import DataStoreABC, DataStoreMeta, create_data_store_meta
-from persisty_data.errors import ConfigurationError, ContentChangedError, StorageError
+from persisty_data.errors import ConfigurationError, ContentChangedError, StorageError, UploadExpiredError
+from persisty_data.gc_report import GcReport
 from persisty_data.keys import is_valid_key, validate_key
 from persisty_data.search import KeyPrefixFilter
 
@@ -49,6 +50,9 @@ _EXACT_OPS = {AttrFilterOp.eq, AttrFilterOp.ne}
 _RANGE_OPS = {AttrFilterOp.gt, AttrFilterOp.gte, AttrFilterOp.lt, AttrFilterOp.lte}
 # Publishing and deleting an item is serialised per key within a process (striped locks).
 _LOCKS = tuple(threading.Lock() for _ in range(64))
+# Lease checks and renewals are serialised per upload within a process (on stores
+# without transactions).
+_UPLOAD_LOCKS = tuple(threading.Lock() for _ in range(64))
 # A publish on SQL tables is one transaction; two first writes of a key racing in two
 # processes make one of them retry as an update.
 PUBLISH_ATTEMPTS = 3
@@ -75,8 +79,9 @@ class ChunkDataStore(DataStoreABC):
     A write stores its chunks under a fresh upload id and then points the item row at
     them: readers see the old content or the new, never a mix. The previous content's
     chunks are deleted after the switch; a failed or aborted write deletes its own.
-    A process that dies mid-write leaves chunks no item points at:
-    remove_orphan_chunks() collects them.
+    A process that dies mid-write leaves chunks no item points at: gc() (or
+    remove_orphan_chunks()) collects them once their lease has not been renewed for the
+    age it is given. clock (aware UTC now) is there for tests.
 
     Pass separate factories when a factory only makes one store (persisty's
     MemStoreFactory caches the first store it creates).
@@ -91,8 +96,10 @@ class ChunkDataStore(DataStoreABC):
         max_item_size: Optional[int] = None,
         permitted_content_types: Optional[Tuple[str, ...]] = None,
         batch_size: int = 100,
+        clock: Optional[Callable[[], datetime]] = None,
     ):
         self.name = name
+        self._clock = clock or _utc_now
         if not isinstance(chunk_size, int) or chunk_size < MIN_CHUNK_SIZE:
             raise ConfigurationError(f"chunk_size_below_{MIN_CHUNK_SIZE}:{chunk_size!r}", store_name=name)
         self.chunk_size = chunk_size
@@ -301,10 +308,13 @@ class ChunkDataStore(DataStoreABC):
     def _part_count(size: int, chunk_size: int) -> int:
         return -(-size // chunk_size)
 
-    def _publish(self, item: ChunkDataItem, part_count: int, pending: Sequence = ()) -> None:
+    def _publish(self, item: ChunkDataItem, part_count: int, pending: Sequence = (), leased: bool = False) -> None:
         """
         Store the pending chunk rows, point the item row at the new upload, then drop the
-        chunks it replaced (on SQL tables: all in one transaction).
+        chunks it replaced (on SQL tables: all in one transaction). leased: the upload
+        has chunks stored already, under a lease that must still exist.
+
+        :raises UploadExpiredError: if a cleanup collected the upload first.
         """
         row = self._item_class(
             item_key=item.key,
@@ -316,7 +326,7 @@ class ChunkDataStore(DataStoreABC):
             chunk_size=item.chunk_size,
         )
         if self._sql:
-            self._publish_sql(row, pending)
+            self._publish_sql(row, pending, leased)
             return
         key = item.key
         with map_store_errors(key, self.name):
@@ -326,19 +336,11 @@ class ChunkDataStore(DataStoreABC):
                 failed = next((r for r in results if not r.success), None)
                 if failed is not None:
                     raise StorageError(f"chunk_write_failed:{failed.code}", key=key, store_name=self.name)
-        with _LOCKS[hash((self.name, key)) % len(_LOCKS)], map_store_errors(key, self.name):
-            old = self._item_store.read(key)
-            if old is None:
-                try:
-                    self._item_store.create(row)
-                except Exception:  # pylint: disable=broad-except
-                    # Another process created the row first: replace it.
-                    old = self._item_store.read(key)
-                    if old is None or self._item_store.update(row) is None:
-                        raise
-            elif self._item_store.update(row) is None:
-                old = None
-                self._item_store.create(row)
+        upload_lock = _UPLOAD_LOCKS[hash(item.upload_id) % len(_UPLOAD_LOCKS)] if leased else nullcontext()
+        with _LOCKS[hash((self.name, key)) % len(_LOCKS)], upload_lock, map_store_errors(key, self.name):
+            if leased:
+                self._take_lease(item.upload_id, key)
+            old = self._replace_item_row(row)
             if old is not None and old.upload_id != item.upload_id:
                 self._delete_chunks(old.upload_id, self._part_count(old.size_in_bytes, old.chunk_size), key)
             current = self._item_store.read(key)
@@ -347,12 +349,38 @@ class ChunkDataStore(DataStoreABC):
             # chunks are no longer referenced.
             self._delete_chunks(item.upload_id, part_count, key, quiet=True)
 
-    def _publish_sql(self, row, pending: Sequence) -> None:
+    def _take_lease(self, upload_id: str, key: str) -> None:
+        """Remove the upload's lease (it is being published), or fail if it is gone."""
+        if not self._chunk_store.delete(self._lease_key(upload_id)):
+            raise UploadExpiredError("collected_as_abandoned", key=key, store_name=self.name)
+
+    def _replace_item_row(self, row):
+        """Create or replace the item row; returns the row it replaced, if any."""
+        key = row.item_key
+        old = self._item_store.read(key)
+        if old is None:
+            try:
+                self._item_store.create(row)
+            except Exception:  # pylint: disable=broad-except
+                # Another process created the row first: replace it.
+                old = self._item_store.read(key)
+                if old is None or self._item_store.update(row) is None:
+                    raise
+        elif self._item_store.update(row) is None:
+            old = None
+            self._item_store.create(row)
+        return old
+
+    def _publish_sql(self, row, pending: Sequence, leased: bool) -> None:
         items, chunks = self._item_store, self._chunk_store
         key = row.item_key
         for attempt in range(PUBLISH_ATTEMPTS):
             try:
                 with map_store_errors(key, self.name), items.transaction(write=True) as cursor:
+                    # The lease first: a cleanup holding it has decided, and one after us
+                    # finds the item pointing at this upload.
+                    if leased and not chunks.delete_in(cursor, self._lease_key(row.upload_id)):
+                        raise UploadExpiredError("collected_as_abandoned", key=key, store_name=self.name)
                     chunks.create_many_in(cursor, pending)
                     old = items.read_in(cursor, key, for_update=True)
                     if old is None:
@@ -391,30 +419,138 @@ class ChunkDataStore(DataStoreABC):
 
     def remove_orphan_chunks(self, older_than: timedelta = timedelta(hours=1)) -> int:
         """
-        Delete chunks of uploads that no item points at and that started more than
-        older_than ago (left by a process that died mid-write). Returns uploads removed.
+        Delete the chunks of uploads that no item points at and whose writer has given no
+        sign of life for more than older_than (a process that died mid-write, or a write
+        that stalled that long: its close then raises UploadExpiredError). Returns how
+        many uploads were removed. gc() does the same and reports what it removed.
         """
-        cutoff = (datetime.now(timezone.utc) - older_than).replace(tzinfo=None)
+        report = GcReport(self.name, dry_run=False)
+        self._gc(older_than, report)
+        return report.count
+
+    def _gc(self, older_than: timedelta, report: GcReport) -> None:
+        cutoff = _db_time(self._clock() - older_than)
+        for upload_id, item_key in self._upload_candidates(cutoff):
+            size = self._collect_upload(upload_id, item_key, cutoff, report.dry_run)
+            if size is not None:
+                report.add("upload", upload_id, size, key=item_key)
+
+    def _upload_candidates(self, cutoff: datetime) -> List[Tuple[str, str]]:
+        """(upload_id, item_key) of uploads whose first chunk or lease is older than cutoff."""
+        if self._sql:
+            chunks = self._chunk_store
+            sql = (
+                f"SELECT DISTINCT {chunks.column_sql('upload_id')}, {chunks.column_sql('item_key')} "
+                f"FROM {chunks.table_sql} WHERE {chunks.column_sql('part_number')} IN ({LEASE_PART}, 0) "
+                f"AND {chunks.column_sql('created_at')} <= {chunks.mark}"
+            )
+            with map_store_errors(store_name=self.name), chunks.transaction() as cursor:
+                cursor.execute(sql, (chunks.bind_value("created_at", cutoff),))
+                return sorted(set((row[0], row[1]) for row in cursor.fetchall()))
         first_parts = And(
             (
-                AttrFilter("part_number", AttrFilterOp.eq, 0),
+                AttrFilter("part_number", AttrFilterOp.lte, 0),
+                AttrFilter("part_number", AttrFilterOp.gte, LEASE_PART),
                 AttrFilter("created_at", AttrFilterOp.lte, cutoff),
             )
         )
-        removed = 0
         with map_store_errors(store_name=self.name):
-            candidates = [(c.upload_id, c.item_key) for c in self._chunk_store.search_all(first_parts)]
-            for upload_id, item_key in candidates:
-                row = self._item_store.read(item_key)
-                if row is not None and row.upload_id == upload_id:
-                    continue
-                parts = self._chunk_store.search_all(AttrFilter("upload_id", AttrFilterOp.eq, upload_id))
+            return sorted(set((c.upload_id, c.item_key) for c in self._chunk_store.search_all(first_parts)))
+
+    def _collect_upload(self, upload_id: str, item_key: str, cutoff: datetime, dry_run: bool) -> Optional[int]:
+        """
+        Remove one upload if it is dead: not published, and its lease (where it has one)
+        last renewed at or before cutoff. Returns its size in bytes, or None if it lives.
+        """
+        if self._sql:
+            return self._collect_upload_sql(upload_id, item_key, cutoff, dry_run)
+        with _UPLOAD_LOCKS[hash(upload_id) % len(_UPLOAD_LOCKS)], map_store_errors(item_key, self.name):
+            lease = self._chunk_store.read(self._lease_key(upload_id))
+            if lease is not None and _db_time(lease.created_at) > cutoff:
+                return None
+            row = self._item_store.read(item_key)
+            if row is not None and row.upload_id == upload_id:
+                return None
+            if lease is not None and not dry_run:
+                # Killed under the lock: a publish of this upload now fails cleanly.
+                self._chunk_store.delete(self._lease_key(upload_id))
+        with map_store_errors(item_key, self.name):
+            parts = list(self._chunk_store.search_all(AttrFilter("upload_id", AttrFilterOp.eq, upload_id)))
+            if not parts:
+                return None  # replaced and deleted since it was listed
+            if not dry_run:
                 keys = [self.chunk_meta.key_config.to_key_str(c) for c in parts]
                 for batch_start in range(0, len(keys), self.chunk_meta.batch_size):
                     batch = keys[batch_start : batch_start + self.chunk_meta.batch_size]
                     self._chunk_store.edit_batch([BatchEdit(delete_key=k) for k in batch])
-                removed += 1
-        return removed
+        return sum(len(c.content) for c in parts)
+
+    def _collect_upload_sql(self, upload_id: str, item_key: str, cutoff: datetime, dry_run: bool) -> Optional[int]:
+        items, chunks = self._item_store, self._chunk_store
+        size_sql = (
+            f"SELECT COUNT(*), COALESCE(SUM(LENGTH({chunks.column_sql('content')})), 0) FROM {chunks.table_sql} "
+            f"WHERE {chunks.column_sql('upload_id')} = {chunks.mark}"
+        )
+        with map_store_errors(item_key, self.name), items.transaction(write=True) as cursor:
+            # The lease row locked, a publish of this upload waits for us, or we for it.
+            lease = chunks.read_in(cursor, self._lease_key(upload_id), for_update=True)
+            if lease is not None and _db_time(lease.created_at) > cutoff:
+                return None
+            row = items.read_in(cursor, item_key)
+            if row is not None and row.upload_id == upload_id:
+                return None
+            cursor.execute(size_sql, (upload_id,))
+            count, size = cursor.fetchone()
+            if not count:
+                return None  # replaced and deleted since it was listed
+            if not dry_run:
+                chunks.delete_where_in(cursor, "upload_id", upload_id)
+        return int(size)
+
+    # endregion
+
+    # region: leases
+    def _lease_key(self, upload_id: str) -> str:
+        return self._chunk_keys(upload_id, (LEASE_PART,))[0]
+
+    def _lease_row(self, upload_id: str, key: str, renewed_at: datetime):
+        return self._chunk_class(
+            upload_id=upload_id, part_number=LEASE_PART, item_key=key, created_at=renewed_at, content=b""
+        )
+
+    def _drop_lease(self, upload_id: str, key: str) -> None:
+        try:
+            with map_store_errors(key, self.name):
+                self._chunk_store.delete(self._lease_key(upload_id))
+        except StorageError:
+            logger.warning("could_not_delete_lease upload_id=%s key=%s", upload_id, key, exc_info=True)
+
+    def _now(self) -> datetime:
+        """The current time as chunk rows store it (naive UTC, whole seconds)."""
+        return _db_time(self._clock())
+
+    def _renew_lease(self, upload_id: str, key: str) -> datetime:
+        """
+        Record that the writer of upload_id is alive.
+
+        :raises UploadExpiredError: if a cleanup collected the upload already.
+        """
+        now = self._now()
+        renewed = self._lease_row(upload_id, key, now)
+        if self._sql:
+            chunks = self._chunk_store
+            with map_store_errors(key, self.name), chunks.transaction(write=True) as cursor:
+                alive = chunks.read_in(cursor, self._lease_key(upload_id), for_update=True) is not None
+                if alive:
+                    chunks.update_in(cursor, renewed)
+        else:
+            with _UPLOAD_LOCKS[hash(upload_id) % len(_UPLOAD_LOCKS)], map_store_errors(key, self.name):
+                alive = self._chunk_store.read(self._lease_key(upload_id)) is not None
+                if alive:
+                    self._chunk_store.update(renewed)
+        if not alive:
+            raise UploadExpiredError("collected_as_abandoned", key=key, store_name=self.name)
+        return now
 
     # endregion
 
@@ -429,6 +565,19 @@ def _is_integrity_error(exc: BaseException) -> bool:
             return True
         current = current.__cause__ or current.__context__
     return False
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _db_time(value: Union[datetime, str]) -> datetime:
+    """A datetime as chunk rows hold it: naive UTC, whole seconds (what SQL stores return)."""
+    if isinstance(value, str):  # SQLite rows read without SQLAlchemy's processors
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value.replace(microsecond=0)
 
 
 def _chunks_per_batch(chunk_size: int) -> int:

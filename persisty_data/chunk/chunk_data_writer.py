@@ -2,11 +2,12 @@
 
 import uuid
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, List
+from typing import TYPE_CHECKING, List, Optional
 
 from persisty.batch_edit import BatchEdit
 
 from persisty_data.chunk.chunk_data_item import ChunkDataItem
+from persisty_data.chunk.chunk_metas import LEASE_RENEW_SECONDS
 from persisty_data.chunk.store_errors import map_store_errors
 from persisty_data.data_writer_abc import Buffer, DataWriterABC
 from persisty_data.errors import StorageError
@@ -20,9 +21,11 @@ class ChunkDataWriter(DataWriterABC):
         super().__init__(key, content_type, store.get_meta().max_item_size, store.chunk_size)
         self._store = store
         self.upload_id = uuid.uuid4().hex
-        self._created_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        self._created_at = store._now()
         self._pending: List[bytes] = []
         self._parts_written = 0
+        # When the lease was stored or last renewed (None: nothing stored yet).
+        self._lease_renewed: Optional[datetime] = None
 
     def _write_chunk(self, data: Buffer) -> None:
         # Flush before adding: the last batch is then still pending at close, and goes to
@@ -52,7 +55,14 @@ class ChunkDataWriter(DataWriterABC):
         if not self._pending:
             return
         store = self._store
-        edits = [BatchEdit(create_item=row) for row in self._take_pending()]
+        rows = self._take_pending()
+        if self._lease_renewed is None:
+            # The lease goes with the first chunks: nothing of this upload is stored unleased.
+            self._lease_renewed = store._now()
+            rows.append(store._lease_row(self.upload_id, self.key, self._lease_renewed))
+        elif (store._now() - self._lease_renewed).total_seconds() >= LEASE_RENEW_SECONDS:
+            self._lease_renewed = store._renew_lease(self.upload_id, self.key)
+        edits = [BatchEdit(create_item=row) for row in rows]
         with map_store_errors(self.key, store.name):
             results = store._chunk_store.edit_batch(edits)
         failed = next((r for r in results if not r.success), None)
@@ -80,9 +90,11 @@ class ChunkDataWriter(DataWriterABC):
             self.upload_id,
             self._store.chunk_size,
         )
-        self._store._publish(item, self._parts_written, pending)
+        self._store._publish(item, self._parts_written, pending, leased=self._lease_renewed is not None)
         return item
 
     def _abort(self) -> None:
         self._pending = []
         self._store._delete_chunks(self.upload_id, self._parts_written, self.key, quiet=True)
+        if self._lease_renewed is not None:
+            self._store._drop_lease(self.upload_id, self.key)

@@ -17,6 +17,14 @@ from persisty_data.keys import MAX_KEY_BYTES
 
 BYTES_SCHEMA = Schema({"type": "string", "contentEncoding": "base64"}, bytes)
 
+# The chunk row that is an upload's lease: its created_at is when its writer last showed
+# it is alive. Stored with the first chunks, renewed (at most every LEASE_RENEW_SECONDS)
+# while the write goes on, removed when the upload is published. A cleanup takes only
+# uploads whose lease is older than its age limit; a publish whose lease was taken fails
+# with UploadExpiredError.
+LEASE_PART = -1
+LEASE_RENEW_SECONDS = 60
+
 # Attribute names avoid DynamoDB reserved words (key, size, data, name...).
 ITEM_ATTR_NAMES = {
     "key": "item_key",

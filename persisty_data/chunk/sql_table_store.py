@@ -161,6 +161,25 @@ class SqlTableStore(SqlalchemyTableStore):
 
     # endregion
 
+    # region: pieces for a caller's own SQL
+    @property
+    def table_sql(self) -> str:
+        return self._table_sql
+
+    @property
+    def mark(self) -> str:
+        """The DB-API placeholder."""
+        return self._mark
+
+    def column_sql(self, name: str) -> str:
+        return self._quote(name)
+
+    def bind_value(self, name: str, value: Any) -> Any:
+        """value as a parameter for attr `name`'s column."""
+        return self._bind(name, value)
+
+    # endregion
+
     # region: statements in a caller's transaction
     def read_in(self, cursor, key: str, for_update: bool = False) -> Optional[Any]:
         sql = self._read_sql + (" FOR UPDATE" if for_update and not self._sqlite else "")

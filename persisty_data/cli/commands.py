@@ -249,6 +249,25 @@ def rm(ctx: Context, items: List[str], force: bool) -> int:
 # endregion
 
 
+# region: gc
+def gc(ctx: Context, store_name: str, older_than: timedelta, dry_run: bool) -> int:
+    name = store_name[:-1] if store_name.endswith(":") else store_name
+    if not name or ":" in name:
+        raise UsageError(f"gc works on a whole store (STORE), got {store_name!r}")
+    report = ctx.store(name).gc(older_than, dry_run=dry_run)
+    out = sys.stdout
+    for debris in report.removed:
+        size = "-" if debris.size_in_bytes is None else str(debris.size_in_bytes)
+        out.write(f"{debris.kind}\t{size}\t{debris.name}\n")
+    verb = "would remove" if dry_run else "removed"
+    out.write(f"{verb} {report.count} piece(s) of debris, {report.size_in_bytes} bytes\n")
+    out.flush()
+    return 0
+
+
+# endregion
+
+
 # region: cp
 def cp(ctx: Context, source: str, destination: str, content_type: Optional[str]) -> int:
     src, dst = parse_location(source), parse_location(destination)

@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import sys
+from datetime import timedelta
 from typing import List, Optional
 
 from persisty_data import __version__
@@ -39,6 +40,7 @@ examples:
   persisty-data verify files reports/            # keys of corrupt items, exit 1 if any
   persisty-data url files:images/a.png --expires 600
   persisty-data form files:inbox/new.pdf --content-type application/pdf
+  persisty-data gc files --older-than 2h --dry-run
   persisty-data serve --port 8000
 """
 
@@ -58,6 +60,20 @@ def _expiry(text: str) -> int:
     if value > MAX_EXPIRY_SECONDS:
         raise argparse.ArgumentTypeError(f"at most {MAX_EXPIRY_SECONDS} seconds (7 days), got {value}")
     return value
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> timedelta:
+    """30s, 30m, 2h, 7d: a whole number and one unit."""
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in _DURATION_UNITS or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"not a duration (like 30m, 2h or 7d): {text!r}")
+    try:
+        return timedelta(seconds=int(number) * _DURATION_UNITS[unit])
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"too long a duration: {text!r}") from None
 
 
 def _port(text: str) -> int:
@@ -181,6 +197,20 @@ def build_parser() -> argparse.ArgumentParser:
     form.add_argument("--content-type", metavar="T", help="bound into the form (default: guessed from the key)")
     form.add_argument("--expires", type=_expiry, metavar="SECONDS", help="default: the store's upload_expiry")
 
+    gc = add(
+        "gc",
+        "remove the debris crashed writes left in a store",
+        "Remove from STORE what writers that died left behind, once older than\n"
+        "DURATION: temp files and orphan sidecars (directory), chunks of uploads whose\n"
+        "lease expired (chunk), unfinished multipart uploads and temporary keys (S3).\n"
+        "A write that has been silent for longer than DURATION loses its upload (its\n"
+        "close then fails): pick a DURATION well above the longest write. Prints one\n"
+        "line per piece (kind, bytes, name) and a total.",
+    )
+    gc.add_argument("store", metavar="STORE")
+    gc.add_argument("--older-than", type=_duration, required=True, metavar="DURATION", help="e.g. 30m, 2h, 7d")
+    gc.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+
     serve = add(
         "serve",
         "serve the stores over HTTP",
@@ -219,6 +249,8 @@ def _run(args: argparse.Namespace) -> int:
         return commands.url(ctx, args.item, args.expires)
     if args.command == "form":
         return commands.form(ctx, args.item, args.content_type, args.expires)
+    if args.command == "gc":
+        return commands.gc(ctx, args.store, args.older_than, args.dry_run)
     if args.command == "serve":
         from persisty_data.cli.server import serve
 

@@ -1,6 +1,7 @@
 """Stores items as files under a root directory; the tree stays browsable."""
 
 import errno
+import fcntl
 import hashlib
 import itertools
 import json
@@ -8,8 +9,9 @@ import os
 import shutil
 import stat as stat_module
 import struct
-import tempfile
 import time
+from contextlib import contextmanager
+from datetime import timedelta
 from typing import Iterator, List, Optional, Tuple
 
 from persisty_data.content_types import DEFAULT_CONTENT_TYPE, guess_content_type, resolve_content_type
@@ -25,11 +27,12 @@ from persisty_data.errors import (
     InvalidKeyError,
     ItemTooLargeError,
     KeyConflictError,
+    StorageError,
 )
+from persisty_data.gc_report import GcReport
 from persisty_data.keys import MAX_KEY_BYTES, RESERVED_SEGMENT, is_valid_segment, validate_key
 from persisty_data.readers import check_content
 
-STALE_TEMP_SECONDS = 24 * 3600
 HASH_BUFFER_SIZE = 1024 * 1024
 # write_bytes of at most this many bytes skips the streaming writer: one write, one check.
 DIRECT_WRITE_MAX_BYTES = 256 * 1024
@@ -62,7 +65,11 @@ class DirectoryDataStore(DataStoreABC):
     written by earlier versions are still read.
 
     Writes go to ``root/.persisty_data/tmp``, are fsynced (unless fsync=False) and
-    published with an atomic rename.
+    published with an atomic rename. In sidecar mode there is one sidecar per file (per
+    inode), written before the rename, and a lock file per group of keys under
+    ``root/.persisty_data/locks`` serialises publishing a key's file and sidecars across
+    threads and processes. Temp files a crash left and sidecars whose file is gone are
+    removed by gc() (the store never deletes them by itself).
 
     No key reaches outside the root: keys are validated, and every path component below
     the root is checked; one that is a symlink must resolve inside the root.
@@ -92,8 +99,10 @@ class DirectoryDataStore(DataStoreABC):
             self._internal_dir = os.path.join(self.root, RESERVED_SEGMENT)
             self._temp_dir = os.path.join(self._internal_dir, "tmp")
             self._sidecar_dir = os.path.join(self._internal_dir, "meta")
+            self._lock_dir = os.path.join(self._internal_dir, "locks")
             os.makedirs(self._temp_dir, exist_ok=True)
             os.makedirs(self._sidecar_dir, exist_ok=True)
+            os.makedirs(self._lock_dir, exist_ok=True)
         self._temp_prefix = self._temp_dir + _SEP
         self._temp_base = os.urandom(8).hex() + "-"
         self._temp_counter = itertools.count()
@@ -104,7 +113,6 @@ class DirectoryDataStore(DataStoreABC):
         # Sidecars may exist (sidecar mode, or written by an earlier version): deletes
         # then look for one. A fresh store in xattr mode never has any.
         self._sidecars = not self.xattrs or _has_entries(self._sidecar_dir)
-        self._remove_stale_temp_files()
 
     def get_meta(self) -> DataStoreMeta:
         return self._meta
@@ -282,19 +290,44 @@ class DirectoryDataStore(DataStoreABC):
     # endregion
 
     # region: content type and etag (an xattr of the file, else a sidecar)
-    def _sidecar_path(self, key: str) -> str:
+    def _sidecar_path(self, key: str, ino: Optional[int] = None) -> str:
+        """
+        The sidecar of the file with inode ino under key: one per inode, so a sidecar
+        always describes the file it was written for, however writers race. Without ino,
+        the one sidecar per key that earlier versions wrote.
+        """
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
-        return os.path.join(self._sidecar_dir, digest[:2], digest + ".json")
+        name = digest + ".json" if ino is None else f"{digest}.{ino}.json"
+        return os.path.join(self._sidecar_dir, digest[:2], name)
 
-    def _read_sidecar(self, key: str) -> Optional[dict]:
+    def _read_sidecar(self, key: str, ino: int) -> Optional[dict]:
+        """The metadata recorded for the file with inode ino under key, if any."""
+        for path in (self._sidecar_path(key, ino), self._sidecar_path(key)):
+            try:
+                with open(path, "rb") as file:
+                    sidecar = json.loads(file.read())
+            except (OSError, ValueError):
+                continue
+            if isinstance(sidecar, dict) and sidecar.get("key") == key and sidecar.get("ino") == ino:
+                return sidecar
+        return None
+
+    @contextmanager
+    def _sidecar_lock(self, key: str) -> Iterator[None]:
+        """
+        Excludes other threads and processes publishing, deleting or repairing key (and
+        the keys sharing its lock file) in sidecar mode: the sidecars of a key change
+        together with its file.
+        """
+        digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+        path = os.path.join(self._lock_dir, digest[:2])
+        with map_os_errors(key, self.name):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
         try:
-            with open(self._sidecar_path(key), "rb") as file:
-                sidecar = json.loads(file.read())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(sidecar, dict) or sidecar.get("key") != key:
-            return None
-        return sidecar
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def _read_xattr(self, path: str) -> Optional[Tuple[int, int, Optional[int], str, str]]:
         """(size, mtime_ns, inode or None, etag, content type) from the file's xattr, if valid."""
@@ -307,21 +340,40 @@ class DirectoryDataStore(DataStoreABC):
     def _write_xattr(self, fd_or_path, item: DirectoryDataItem) -> None:
         os.setxattr(fd_or_path, XATTR_NAME, _xattr_value(item._mtime_ns, item._size, item.etag, item.content_type))
 
-    def _write_sidecar(self, item: DirectoryDataItem) -> None:
+    def _write_sidecar(self, item: DirectoryDataItem) -> str:
+        """Write the sidecar of item's file (by its inode); returns its path."""
         size, mtime_ns, ino = item.fingerprint
         meta = {"key": item.key, "content_type": item.content_type, "etag": item.etag}
         data = json.dumps({**meta, "size": size, "mtime_ns": mtime_ns, "ino": ino}).encode("utf-8")
-        path = self._sidecar_path(item.key)
+        path = self._sidecar_path(item.key, ino)
         with map_os_errors(item.key, self.name):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd, temp_path = tempfile.mkstemp(dir=self._temp_dir, prefix="m-")
+            fd, temp_path = self._new_temp_file("m-")
             try:
                 with os.fdopen(fd, "wb") as file:
                     file.write(data)
+                    if self.fsync:
+                        file.flush()
+                        os.fsync(file.fileno())
                 os.replace(temp_path, path)
             except BaseException:
                 _unlink_quietly(temp_path)
                 raise
+        return path
+
+    def _remove_other_sidecars(self, key: str, ino: Optional[int]) -> None:
+        """Remove key's sidecars except that of inode ino (call with the key's lock held)."""
+        keep = self._sidecar_path(key, ino) if ino is not None else None
+        digest_path = self._sidecar_path(key)[: -len(".json")]
+        directory, digest = os.path.split(digest_path)
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            return
+        for name in names:
+            path = os.path.join(directory, name)
+            if name.startswith(digest + ".") and path != keep:
+                _unlink_quietly(path)
 
     def _get_content_meta(self, item: DirectoryDataItem) -> Tuple[str, str]:
         """(content_type, etag) for an item, repairing stale or missing metadata."""
@@ -336,7 +388,7 @@ class DirectoryDataStore(DataStoreABC):
                     return meta[4] or guess_content_type(item.key), meta[3]
                 content_type = meta[4]
         if self._sidecars or not self.xattrs:
-            sidecar = self._read_sidecar(item.key)
+            sidecar = self._read_sidecar(item.key, item._ino)
             if sidecar:
                 etag = sidecar.get("etag")
                 if (sidecar.get("size"), sidecar.get("mtime_ns"), sidecar.get("ino")) == fingerprint and isinstance(
@@ -360,17 +412,27 @@ class DirectoryDataStore(DataStoreABC):
             if self.xattrs:
                 self._write_xattr(item._path, item)
             else:
-                self._write_sidecar(item)
+                self._repair_sidecar(item)
         except Exception:  # pylint: disable=broad-except
             pass  # a read must not fail because the repair could not be saved
         return content_type, item._etag
 
+    def _repair_sidecar(self, item: DirectoryDataItem) -> None:
+        with self._sidecar_lock(item.key):
+            try:
+                current = os.stat(item._path).st_ino
+            except OSError:
+                return
+            if current == item._ino:  # still the file we hashed: not replaced meanwhile
+                self._write_sidecar(item)
+
     def _save_content_meta(self, fd: int, item: DirectoryDataItem) -> None:
-        """Attach an item's metadata to its temp file (fd), before it is published."""
+        """
+        Attach an item's metadata to its temp file (fd), before it is published. (In
+        sidecar mode, _publish writes the sidecar, under the key's lock.)
+        """
         if self.xattrs:
             self._write_xattr(fd, item)
-        else:
-            self._write_sidecar(item)
 
     # endregion
 
@@ -401,13 +463,11 @@ class DirectoryDataStore(DataStoreABC):
                     stat = os.fstat(fd)
                     if self.xattrs:
                         os.setxattr(fd, XATTR_NAME, _xattr_value(stat.st_mtime_ns, size, etag, content_type))
-                    else:
-                        self._write_sidecar(DirectoryDataItem(self, key, "", stat, content_type, etag))
                     if self.fsync:
                         os.fsync(fd)  # the content and its attribute, in one go
                 finally:
                     os.close(fd)
-                path = self._publish(temp_path, key)
+                path = self._publish(temp_path, key, DirectoryDataItem(self, key, "", stat, content_type, etag))
             except BaseException:
                 _unlink_quietly(temp_path)
                 raise
@@ -424,9 +484,27 @@ class DirectoryDataStore(DataStoreABC):
             except FileExistsError:
                 self._temp_base = os.urandom(8).hex() + "-"
 
-    def _publish(self, temp_path: str, key: str) -> str:
-        """Move a finished temp file to key's path (returned), creating directories."""
+    def _publish(self, temp_path: str, key: str, item: DirectoryDataItem) -> str:
+        """
+        Move a finished temp file (whose metadata is item) to key's path (returned),
+        creating directories. In sidecar mode the file's sidecar is written first and
+        the key's other sidecars removed after, all under the key's lock; a refused
+        write leaves no sidecar.
+        """
         path = self._check_writable(key)
+        if self.xattrs:
+            return self._rename_into_place(temp_path, key, path)
+        with self._sidecar_lock(key):
+            sidecar = self._write_sidecar(item)
+            try:
+                self._rename_into_place(temp_path, key, path)
+            except BaseException:
+                _unlink_quietly(sidecar)
+                raise
+            self._remove_other_sidecars(key, item._ino)
+        return path
+
+    def _rename_into_place(self, temp_path: str, key: str, path: str) -> str:
         parent = os.path.dirname(path)
         created: List[str] = []
         for attempt in range(3):
@@ -486,7 +564,7 @@ class DirectoryDataStore(DataStoreABC):
                         os.fsync(target_fd)
                 finally:
                     os.close(target_fd)
-                self._publish(temp_path, key)
+                self._publish(temp_path, key, item)
             except BaseException:
                 _unlink_quietly(temp_path)
                 raise
@@ -502,6 +580,18 @@ class DirectoryDataStore(DataStoreABC):
             return False
         if stat is None or not _S_ISREG(stat.st_mode):
             return False
+        if self._sidecars:
+            with self._sidecar_lock(key):
+                if not self._unlink_item(key, path):
+                    return False
+                self._remove_other_sidecars(key, None)
+        elif not self._unlink_item(key, path):
+            return False
+        if "/" in key:
+            self._prune_empty_parents(path)
+        return True
+
+    def _unlink_item(self, key: str, path: str) -> bool:
         try:
             os.unlink(path)
         except _MISSING:
@@ -509,12 +599,6 @@ class DirectoryDataStore(DataStoreABC):
         except OSError:
             with map_os_errors(key, self.name):
                 raise
-        if self._sidecars:
-            sidecar = self._read_sidecar(key)
-            if sidecar and sidecar.get("ino") == stat.st_ino:
-                _unlink_quietly(self._sidecar_path(key))
-        if "/" in key:
-            self._prune_empty_parents(path)
         return True
 
     def _prune_empty_parents(self, path: str) -> None:
@@ -530,18 +614,69 @@ class DirectoryDataStore(DataStoreABC):
 
     # endregion
 
-    def _remove_stale_temp_files(self) -> None:
-        cutoff = time.time() - STALE_TEMP_SECONDS
+    # region: garbage collection
+    def _gc(self, older_than: timedelta, report: GcReport) -> None:
+        """Temp files of writes that never finished, and sidecars whose file is gone."""
+        cutoff = time.time() - older_than.total_seconds()
+        for entry in _old_files(self._temp_dir, cutoff):
+            if report.dry_run or _unlink_quietly(entry.path):
+                report.add("temp_file", self._internal_name(entry.path), entry.stat(follow_symlinks=False).st_size)
         try:
-            with os.scandir(self._temp_dir) as scan:
-                for entry in scan:
-                    try:
-                        if entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                            os.unlink(entry.path)
-                    except OSError:
-                        pass
+            shards = sorted(os.listdir(self._sidecar_dir))
         except OSError:
-            pass
+            shards = []
+        for shard in shards:
+            for entry in _old_files(os.path.join(self._sidecar_dir, shard), cutoff):
+                self._collect_sidecar(entry, report)
+
+    def _collect_sidecar(self, entry: os.DirEntry, report: GcReport) -> None:
+        size = entry.stat(follow_symlinks=False).st_size
+        try:
+            with open(entry.path, "rb") as file:
+                sidecar = json.loads(file.read())
+            key, ino = sidecar["key"], sidecar["ino"]
+            validate_key(key)
+        except (OSError, ValueError, TypeError, KeyError, InvalidKeyError):
+            key = None  # not ours to read, or for no valid key: nothing it can describe
+        if key is None:
+            if report.dry_run or _unlink_quietly(entry.path):
+                report.add("sidecar", self._internal_name(entry.path), size)
+            return
+        with self._sidecar_lock(key):
+            if self._describes_current_file(key, ino):
+                return
+            if report.dry_run or _unlink_quietly(entry.path):
+                report.add("sidecar", self._internal_name(entry.path), size, key=key)
+
+    def _describes_current_file(self, key: str, ino: object) -> bool:
+        try:
+            _, stat, _ = self._locate(key)
+        except (InvalidKeyError, StorageError):
+            return False
+        return stat is not None and _S_ISREG(stat.st_mode) and stat.st_ino == ino
+
+    def _internal_name(self, path: str) -> str:
+        return os.path.relpath(path, self.root).replace(os.sep, "/")
+
+    # endregion
+
+
+def _old_files(directory: str, cutoff: float) -> List[os.DirEntry]:
+    """The regular files in directory last modified before cutoff (a time.time())."""
+    try:
+        with os.scandir(directory) as scan:
+            entries = list(scan)
+    except OSError:
+        return []
+    old = []
+    for entry in entries:
+        try:
+            stat = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue  # gone since the scan
+        if _S_ISREG(stat.st_mode) and stat.st_mtime < cutoff:
+            old.append(entry)
+    return sorted(old, key=lambda e: e.name)
 
 
 def _is_regular(stat: os.stat_result) -> bool:
@@ -630,11 +765,13 @@ def _check_file(fd: int, key: str, size: int, etag: str) -> None:
     check_content(key, size, etag, count, digest)
 
 
-def _unlink_quietly(path: str) -> None:
+def _unlink_quietly(path: str) -> bool:
+    """Unlink path; False if it could not be (already gone, or not permitted)."""
     try:
         os.unlink(path)
     except OSError:
-        pass
+        return False
+    return True
 
 
 def _fsync_directory(directory: str) -> None:

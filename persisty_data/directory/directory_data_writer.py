@@ -57,14 +57,14 @@ class DirectoryDataWriter(DataWriterABC):
             fd = file.fileno()
             stat = os.fstat(fd)
             item = DirectoryDataItem(store, self.key, self._path, stat, self.content_type, etag)
-            # Content type and etag go with the temp file (or, as a sidecar, before it): if
-            # we crash before the rename, the old file and its metadata stay as they were.
+            # Content type and etag go with the temp file (or, as a sidecar, just before the
+            # rename): if we crash before it, the old file and its metadata stay as they were.
             # The fsync after the attribute makes both durable in one go.
             store._save_content_meta(fd, item)
             if store.fsync:
                 os.fsync(fd)
             file.close()
-            store._publish(self._temp_path, self.key)
+            store._publish(self._temp_path, self.key, item)
         return item
 
     def _abort(self) -> None:

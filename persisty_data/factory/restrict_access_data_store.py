@@ -1,7 +1,7 @@
 """A data store as one caller may use it: reads, searches, uploads and deletes filtered."""
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterator, Optional
 
 from persisty.result_set import ResultSet
@@ -18,6 +18,7 @@ from persisty_data.data_item_abc import DataItemABC
 from persisty_data.data_store_abc import DataStoreABC, DataStoreMeta
 from persisty_data.data_writer_abc import DataWriterABC
 from persisty_data.errors import ForbiddenError
+from persisty_data.gc_report import GcReport
 from persisty_data.keys import validate_key
 
 
@@ -41,6 +42,11 @@ def prepare_access(access: StoreAccess, meta: DataStoreMeta) -> StoreAccess:
         delete_filter=search.prepare_filter(access.delete_filter, meta.attrs),
         searchable=access.searchable,
     )
+
+
+def _is_unrestricted(access: StoreAccess) -> bool:
+    filters = (access.create_filter, access.read_filter, access.update_filter, access.delete_filter)
+    return access.searchable and all(f is INCLUDE_ALL for f in filters)
 
 
 class RestrictAccessDataStore(DataStoreABC):
@@ -123,6 +129,13 @@ class RestrictAccessDataStore(DataStoreABC):
         if isinstance(source_store, RestrictAccessDataStore):
             source_store = source_store.store  # the read was already authorized
         return self.store._copy_native(source_store, source_item, key, content_type)
+
+    def _gc(self, older_than: timedelta, report: GcReport) -> None:
+        # Debris is not anybody's item: only a caller who may do anything to every item
+        # may collect it.
+        if not _is_unrestricted(self.access):
+            raise ForbiddenError("gc_forbidden", store_name=self._meta.name)
+        self.store._gc(older_than, report)
 
     def _delete(self, key: str, item: Optional[DataItemABC]) -> bool:
         existing = self._readable(self.store._read(key))

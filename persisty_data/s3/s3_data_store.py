@@ -107,6 +107,7 @@ from persisty_data.errors import (
     PersistyDataError,
     StorageError,
 )
+from persisty_data.gc_report import GcReport
 from persisty_data.keys import MAX_KEY_BYTES, RESERVED_SEGMENT, is_valid_key, validate_key
 from persisty_data.lazy_thread_pool import LazyThreadPool
 from persisty_data.readers import IterReader
@@ -909,24 +910,30 @@ class S3DataStore(DataStoreABC):
         Abort multipart uploads and delete temporary upload objects under the store's
         prefix older than older_than: what writers in a process that died left behind.
         (A bucket lifecycle rule can do the same: AbortIncompleteMultipartUpload, and
-        Expiration on the .persisty_data/uploads/ prefix.) Returns how many it removed.
+        Expiration on the .persisty_data/uploads/ prefix.) Returns how many it removed;
+        gc() does the same and reports what it removed.
         """
+        report = GcReport(self.name, dry_run=False)
+        self._gc(older_than, report)
+        return report.count
+
+    def _gc(self, older_than: timedelta, report: GcReport) -> None:
         cutoff = datetime.now(timezone.utc) - older_than
-        removed = 0
         with self._errors():
             paginator = self._client.get_paginator("list_multipart_uploads")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
                 for upload in page.get("Uploads") or ():
                     if upload["Initiated"] < cutoff:
-                        self._abort_upload_quietly(upload["Key"], upload["UploadId"])
-                        removed += 1
+                        if not report.dry_run:
+                            self._abort_upload_quietly(upload["Key"], upload["UploadId"])
+                        report.add("multipart_upload", f"{upload['Key']}?uploadId={upload['UploadId']}")
             paginator = self._client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + TEMP_FOLDER):
                 for obj in page.get("Contents") or ():
                     if obj["LastModified"] < cutoff:
-                        self._delete_quietly(obj["Key"])
-                        removed += 1
-        return removed
+                        if not report.dry_run:
+                            self._delete_quietly(obj["Key"])
+                        report.add("temp_key", obj["Key"], obj.get("Size"))
 
     # endregion
 

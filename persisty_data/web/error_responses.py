@@ -22,6 +22,7 @@ STATUS_BY_ERROR: Tuple[Tuple[type, int], ...] = (
     (errors.MalformedUploadError, 400),
     (errors.UploadRejectedError, 403),
     (errors.ContentChangedError, 409),
+    (errors.UploadExpiredError, 408),  # the client was too slow: its upload was collected
     (errors.UnsupportedOperationError, 405),
     (errors.StorageUnavailableError, 503),
     # Our own stored bytes are bad: a server fault, not a gateway's (S3 answered fine).
