@@ -41,7 +41,7 @@ DEV = (
     + SERVER
     + S3
     + [
-        "moto[server,s3]>=5",
+        "moto[server,s3]>=5.2",  # tests/s3_backends.py serves with moto's MotoRequestHandler
         "awscli",  # interop tests read what the S3 store wrote with the AWS CLI
         "pytest>=7",
         "pytest-timeout",
@@ -69,7 +69,8 @@ setup(
     package_data={"persisty_data": ["py.typed"]},
     include_package_data=False,
     zip_safe=False,
-    python_requires=">=3.9",
+    # Exactly the versions scripts/test runs; README "Python versions" says why not 3.9 or 3.13.
+    python_requires=">=3.10,<3.13",
     install_requires=[
         "persisty~=0.0.17",
         "servey~=3.0",
@@ -88,6 +89,9 @@ setup(
     classifiers=[
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
         "Operating System :: OS Independent",
         "Typing :: Typed",
     ],

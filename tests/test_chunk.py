@@ -1,15 +1,21 @@
 """ChunkDataStore specifics: chunk traffic, orphans, internal metas, storage errors."""
 
+import dataclasses
+import gc
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import threading
 import uuid
+import warnings
+from contextlib import closing
 from datetime import timedelta
 
 import pytest
 from persisty.impl.mem.mem_store_factory import MemStoreFactory
+from persisty.impl.sqlalchemy.sqlalchemy_table_store import SqlalchemyTableStore
 from persisty.security.store_security import INTERNAL_ONLY
 
 from persisty_data.chunk.chunk_data_store import ChunkDataStore
@@ -166,6 +172,57 @@ class TestInternals:
         store.delete("k")
         with pytest.raises(ContentChangedError):
             reader.read()
+
+
+class TestStatementsEnd:
+    """Reads that stop part way leave no SQLite statement active on a pooled connection."""
+
+    @pytest.fixture
+    def no_gc(self):
+        # The garbage collector would close the abandoned cursors at an unknown moment.
+        gc.disable()
+        try:
+            yield
+        finally:
+            gc.enable()
+
+    def test_tables_can_be_dropped_after_a_partial_search(self, sqlite_url, no_gc):
+        factory = SqlStoreFactory(sqlite_url)
+        store = ChunkDataStore("files", factory, chunk_size=CHUNK)
+        for index in range(10):
+            store.write_bytes(f"k/{index}", b"x")
+        first = store.search(limit=3)
+        store.search(page_key=first.next_page_key, limit=3)
+        items = store.search_all()
+        next(items)
+        items.close()
+        store.chunk_store.search(limit=2)  # persisty's own search stops at a full page too
+        factory.drop_tables(store.item_meta, store.chunk_meta)  # "database table is locked" if one is
+
+
+class TestSqlTableStore:
+    """The fast SQL paths store and load what persisty's SQLAlchemy paths do."""
+
+    def test_datetimes_round_trip_and_are_stored_as_sqlalchemy_stores_them(self, store, sqlite_url):
+        item = store.write_bytes("fast", b"x")  # the prepared-statement INSERT
+        items = store.item_store
+        row = items.read("fast")
+        assert row.updated_at == item.updated_at  # a datetime, not SQLite's text
+        SqlalchemyTableStore.create(items, dataclasses.replace(row, item_key="slow"))  # persisty's own path
+        path = sqlite_url[len("sqlite:///") :]
+        with closing(sqlite3.connect(path)) as connection:
+            stored = dict(connection.execute(f"SELECT item_key, updated_at FROM {items.table.name}").fetchall())
+        assert stored["fast"] == stored["slow"]
+
+    def test_no_deprecated_sqlite_adapter_is_used(self, store):
+        # Python 3.12 deprecates sqlite3's default datetime adapter and converters.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DeprecationWarning)
+            store.write_bytes("k", b"x" * (CHUNK + 1))
+            assert store.read("k").read_bytes() == b"x" * (CHUNK + 1)
+            assert [i.key for i in store.search_all()] == ["k"]
+            assert store.remove_orphan_chunks(timedelta(0)) == 0
+            assert store.delete("k")
 
 
 class TestStorageErrors:

@@ -19,9 +19,10 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import httpx
 import pytest
@@ -395,17 +396,34 @@ def test_progress_bar_on_a_terminal(cli, tmp_path):
     assert "100% 6.0 MiB/6.0 MiB" in drawn, drawn
 
 
+@contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored in this process, so children start with it ignored too."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_ctrl_c_aborts_the_write(cli):
     files_root = cli.config_path.parent / "data" / "files"
     temp_dir = files_root / ".persisty_data" / "tmp"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "persisty_data.cli.main", "--config", str(cli.config_path), "put", "-", "files:ctrl-c"],
-        cwd=cli.root,
-        env=cli.env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    # A child inherits an ignored SIGINT (a background job's test run has one) and Python
+    # then keeps ignoring it; this child is a user at a terminal, where Ctrl-C interrupts.
+    interactive_cli = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from persisty_data.cli.main import main; sys.exit(main())"
     )
+    with sigint_ignored():  # always start it as a background job would: the test cannot depend on it
+        process = subprocess.Popen(
+            [sys.executable, "-c", interactive_cli, "--config", str(cli.config_path), "put", "-", "files:ctrl-c"],
+            cwd=cli.root,
+            env=cli.env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
 
     def temp_files() -> List[Path]:
         return list(temp_dir.iterdir()) if temp_dir.is_dir() else []

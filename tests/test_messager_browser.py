@@ -21,8 +21,6 @@ either is missing these tests fail, they never skip.
 import os
 import struct
 import subprocess
-import sys
-import time
 import uuid
 import zlib
 from contextlib import contextmanager
@@ -40,7 +38,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from persisty_data.config.data_config import load_config
 from persisty_data.data_store_abc import DataStoreABC
 from tests.conftest import POSTGRES_URL
-from tests.servers import free_port
+from tests.servers import listening_socket, port_of, start_moto
 from tests.web.support import ServeyServer
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,10 +83,8 @@ INTRUDER_PNG = png(4, 4, (0, 0, 0))
 # does: moto's own allow-everything CORS is off (so only the bucket's CORS rules let a page
 # in), and the answer to a form POST carries the bucket's CORS headers (moto 5.2 adds them
 # to other object requests, but not to POST uploads: a browser then sees a network error).
-MOTO_SERVER = """
-import sys
+MOTO_PATCHES = """
 from moto.s3.responses import S3Response
-from moto.server import main
 
 _bucket_response = S3Response.bucket_response
 
@@ -99,35 +95,20 @@ def bucket_response(self, request, full_url, headers):
     return status, response_headers, body
 
 S3Response.bucket_response = bucket_response
-main(["-H", "127.0.0.1", "-p", sys.argv[1]])
 """
 
 
 @contextmanager
 def moto_server() -> Iterator[str]:
     """An S3 endpoint on 127.0.0.1 that grants browsers only what a bucket's CORS rules do."""
-    port = free_port()
+    sock = listening_socket()
+    url = f"http://127.0.0.1:{port_of(sock)}"
     env = {k: v for k, v in os.environ.items() if k != "AWS_REGION"}
     env["MOTO_DISABLE_GLOBAL_CORS"] = "true"
-    process = subprocess.Popen(
-        [sys.executable, "-c", MOTO_SERVER, str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    process = start_moto(sock, env, before=MOTO_PATCHES)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"moto server exited with {process.returncode}")
-            try:
-                httpx.get(url + "/moto-api/", timeout=2)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.05)
+        # The socket listens already: this waits for moto to start, and fails if it died.
+        httpx.get(url + "/moto-api/", timeout=60)
         yield url
     finally:
         process.terminate()  # this process only, by its pid

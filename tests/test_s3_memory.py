@@ -6,10 +6,6 @@ tracemalloc counts only the client.
 
 import hashlib
 import os
-import socket
-import subprocess
-import sys
-import time
 import tracemalloc
 
 import boto3
@@ -17,6 +13,7 @@ import pytest
 
 from persisty_data.s3.s3_data_store import S3DataStore
 from tests.s3_backends import CREDENTIALS, REGION, new_bucket_name
+from tests.servers import listening_socket, port_of, start_moto
 
 SIZE = 256 * 1024 * 1024
 LIMIT = 48 * 1024 * 1024
@@ -25,24 +22,11 @@ BLOCK = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def endpoint_url():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    sock = listening_socket()
+    port = port_of(sock)
+    process = start_moto(sock, {k: v for k, v in os.environ.items() if k != "AWS_REGION"})
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.1)
+        # The socket listens already: requests wait for moto to start, no polling.
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()

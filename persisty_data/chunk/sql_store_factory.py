@@ -2,6 +2,7 @@
 
 import os
 import threading
+import weakref
 from typing import Any, Dict, Optional, Union
 
 from persisty.factory.store_factory_abc import StoreFactoryABC
@@ -60,6 +61,7 @@ class SqlStoreFactory(StoreFactoryABC):
             engine = url_or_engine
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _set_sqlite_pragmas)
+            _close_cursors_at_checkin(engine)
             database = engine.url.database
             if database and database != ":memory:" and not database.startswith("file:"):
                 # A new SQLite file may live in a folder that does not exist yet.
@@ -90,6 +92,34 @@ class SqlStoreFactory(StoreFactoryABC):
         with self._lock, map_store_errors():
             for store_meta in store_metas:
                 self.context.get_table(store_meta).drop(self.engine, checkfirst=True)
+
+
+# Where a pooled connection's info dict keeps the cursors SQLAlchemy opened on it.
+_OPEN_CURSORS = "persisty_data_open_cursors"
+
+
+def _close_cursors_at_checkin(engine: "Engine") -> None:
+    """
+    Close every cursor a pooled SQLite connection still holds when it goes back to the
+    pool. persisty's search and search_all stop reading a result part way (a page is
+    full, a caller closes the iterator) without closing it, and its cursor only goes
+    when the garbage collector finds it. Up to Python 3.10 such a cursor keeps its
+    statement active, and SQLite then refuses schema changes on that connection
+    ("database table is locked" on DROP TABLE).
+    """
+
+    def remember(connection, cursor, _statement, _parameters, _context, _executemany) -> None:
+        connection.info.setdefault(_OPEN_CURSORS, weakref.WeakSet()).add(cursor)
+
+    def close_all(dbapi_connection, connection_record) -> None:
+        cursors = list(connection_record.info.pop(_OPEN_CURSORS, ())) if connection_record is not None else []
+        if dbapi_connection is None:
+            return  # invalidated: its cursors went with it
+        for cursor in cursors:
+            cursor.close()
+
+    event.listen(engine, "after_cursor_execute", remember)
+    event.listen(engine, "checkin", close_all)
 
 
 def _set_sqlite_pragmas(dbapi_connection, _connection_record) -> None:

@@ -78,8 +78,11 @@ class SqlTableStore(SqlalchemyTableStore):
             "_key_names": key_names,
             "_key_index": tuple(names.index(n) for n in key_names),
             "_settable": tuple(settable),
-            "_binds": {c.name: c.type.bind_processor(dialect) for c in columns},
-            "_results": tuple(c.type.result_processor(dialect, None) for c in columns),
+            # The dialect's own conversions, as SQLAlchemy applies them: on SQLite a DATETIME
+            # is stored as SQLAlchemy's ISO string (never by sqlite3's default adapter,
+            # deprecated since Python 3.12) and read back as a datetime.
+            "_binds": {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns},
+            "_results": tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns),
             "_datetimes": tuple(a.attr_type is AttrType.DATETIME for a in attrs),
             "_read_class": self.meta.get_read_dataclass(),
             "_select_sql": f"SELECT {selected} FROM {table}",
@@ -140,10 +143,11 @@ class SqlTableStore(SqlalchemyTableStore):
     def _row_values(self, item: Any, names: Sequence[str]) -> List:
         return [self._bind(name, getattr(item, name)) for name in names]
 
-    def _load_values(self, values: Sequence) -> Any:
+    def _load_values(self, values: Sequence, converted: bool = False) -> Any:
+        """The read dataclass of a row's values: raw DB-API values, or converted by SQLAlchemy."""
         loaded = {}
         for name, value, process, is_datetime in zip(self._names, values, self._results, self._datetimes):
-            if process is not None and value is not None:
+            if process is not None and value is not None and not converted:
                 value = process(value)
             if is_datetime and value is not None:
                 # What persisty's own load makes of a DATETIME: whole seconds, labelled UTC.
@@ -156,7 +160,7 @@ class SqlTableStore(SqlalchemyTableStore):
             return super()._load_row(row)
         mapping = row._mapping
         if all(name in mapping for name in self._names):
-            return self._load_values([mapping[name] for name in self._names])
+            return self._load_values([mapping[name] for name in self._names], converted=True)
         return super()._load_row(row)
 
     # endregion

@@ -107,9 +107,10 @@ class ServeyServer:
         import subprocess
         import sys
 
-        from tests.servers import free_port
+        from tests.servers import listening_socket, port_of, start_child
 
-        self.port = free_port()
+        sock = listening_socket()
+        self.port = port_of(sock)
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         full_env = {k: v for k, v in os.environ.items() if k != "AWS_REGION"}
@@ -124,42 +125,35 @@ class ServeyServer:
             }
         )
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed by stop()
-        self.process = subprocess.Popen(
+        self.process = start_child(
             [
                 sys.executable,
                 "-m",
                 "uvicorn",
                 "servey.servey_starlette.starlette_app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
+                "--fd",
+                str(sock.fileno()),
                 "--log-level",
                 "warning",
                 "--no-access-log",
             ],
+            sock,
             cwd=REPO_ROOT,
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
 
-    def wait_until_up(self, timeout: float = 30) -> None:
-        import time
-
+    def wait_until_up(self, timeout: float = 60) -> None:
         import httpx
 
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"servey app exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                httpx.get(self.url + "/openapi.json", timeout=2)
-                return
-            except httpx.TransportError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"servey app did not answer within {timeout}s:\n{self.log()}")
+        # The socket listens already: the request waits for the app to start, and fails
+        # at once if the process died (its socket closes).
+        try:
+            httpx.get(self.url + "/openapi.json", timeout=timeout)
+        except httpx.TransportError as exc:
+            self.stop()
+            raise RuntimeError(f"servey app did not answer ({exc!r}):\n{self.log()}") from None
 
     def stop(self) -> None:
         import subprocess
