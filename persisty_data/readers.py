@@ -17,7 +17,7 @@ class RangeReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         count = min(len(buffer), self._remaining)
         if count <= 0:
             return 0
@@ -48,7 +48,7 @@ class IterReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         while not self._current:
             piece = next(self._pieces, None)
             if piece is None:
