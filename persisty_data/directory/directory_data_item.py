@@ -87,7 +87,7 @@ class DirectoryDataItem(DataItemABC):
         except BaseException:
             raw.close()
             raise
-        return buffered(RangeReader(raw, end - start))  # type: ignore[return-value]
+        return buffered(RangeReader(raw, end - start))
 
     def read_bytes(self, offset: int = 0, length: Optional[int] = None) -> bytes:
         start, end = get_range(self._size, offset, length)
