@@ -1,7 +1,7 @@
 """Bounded binary readers shared by the backends."""
 
 import io
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, List, Optional, Union
 
 READ_BUFFER_SIZE = 256 * 1024
 
@@ -39,7 +39,7 @@ class RangeReader(io.RawIOBase):
 class IterReader(io.RawIOBase):
     """A readable stream over an iterator of byte strings (e.g. chunks or HTTP body parts)."""
 
-    def __init__(self, pieces: Iterator[bytes], on_close: Optional[Callable[[], None]] = None):
+    def __init__(self, pieces: Iterator[Union[bytes, memoryview]], on_close: Optional[Callable[[], None]] = None):
         super().__init__()
         self._pieces = pieces
         self._current = memoryview(b"")
@@ -60,7 +60,7 @@ class IterReader(io.RawIOBase):
         return count
 
     def readall(self) -> bytes:
-        parts = [bytes(self._current)]
+        parts: List[Union[bytes, memoryview]] = [bytes(self._current)]
         self._current = memoryview(b"")
         parts.extend(self._pieces)
         return b"".join(parts)

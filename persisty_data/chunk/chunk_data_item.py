@@ -33,4 +33,4 @@ class ChunkDataItem(DataItem):
     def get_data_reader(self, offset: int = 0, length: Optional[int] = None) -> BinaryIO:
         start, end = get_range(self.size, offset, length)
         pieces = self._store._iter_content(self, start, end)
-        return buffered(IterReader(pieces))  # type: ignore[return-value]
+        return buffered(IterReader(pieces))
