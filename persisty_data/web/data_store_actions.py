@@ -1,7 +1,7 @@
 """servey actions for data store factories: metadata actions plus upload form and download URL."""
 
 import dataclasses
-from typing import Iterator, List, Optional
+from typing import Iterator, List, NoReturn, Optional
 
 from persisty.security.store_access import NO_ACCESS
 from persisty.security.store_security_abc import StoreSecurityABC
@@ -46,7 +46,7 @@ def _with_path_keys(action: Action) -> Action:
     return dataclasses.replace(action, triggers=triggers)
 
 
-def _refuse(authorization: Optional[Authorization], what: str, key: str) -> None:
+def _refuse(authorization: Optional[Authorization], what: str, key: str) -> NoReturn:
     if authorization is None:
         raise AuthorizationError("authorization_required")
     raise ForbiddenError(what, key=key)
