@@ -2,6 +2,7 @@
 
 import difflib
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 from urllib.parse import urlsplit
@@ -177,10 +178,10 @@ def _check_sql_url(value: str) -> Optional[str]:
 def _dialect_installed(dialect: str) -> bool:
     from importlib.metadata import entry_points
 
-    try:
+    if sys.version_info >= (3, 10):
         found = entry_points(group="sqlalchemy.dialects")
-    except TypeError:  # pragma: no cover - Python 3.9's entry_points() takes no arguments
-        found = entry_points().get("sqlalchemy.dialects", ())  # type: ignore[attr-defined,arg-type]
+    else:  # pragma: no cover - Python 3.9's entry_points() takes no arguments
+        found = entry_points().get("sqlalchemy.dialects", ())
     return any(e.name == dialect or e.name.startswith(dialect + ".") for e in found)
 
 
