@@ -65,7 +65,7 @@ class DataItemABC(ABC):
         raw = self._open_content(start, end)
         if etag is not None:
             raw = VerifyingReader(raw, self.key, self.size, etag)
-        return buffered(raw)  # type: ignore[return-value]
+        return buffered(raw)
 
     @abstractmethod
     def _open_content(self, start: int, end: int) -> io.RawIOBase:

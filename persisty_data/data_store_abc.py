@@ -171,8 +171,8 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
         if not orders:
             items = self._iter_matches(prepared, after)
             return search.page_by_key(items, limit)
-        items = search.sort_items(list(self._iter_matches(prepared, None)), orders)
-        return search.page_by_offset(items, offset, limit)
+        ordered = search.sort_items(list(self._iter_matches(prepared, None)), orders)
+        return search.page_by_offset(ordered, offset, limit)
 
     def search_all(
         self,
@@ -209,9 +209,10 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
                 matched = search_filter.match(item, attrs)
             except ContentChangedError:
                 # A lazily loaded attribute found the item replaced since it was listed.
-                item = self._read(item.key)
-                if item is None:
+                fresh = self._read(item.key)
+                if fresh is None:
                     continue
+                item = fresh
                 matched = search_filter.match(item, attrs)
             if matched:
                 yield item
@@ -248,7 +249,7 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
         """Store data under key and return the new item."""
         with self.get_data_writer(key, content_type) as writer:
             writer.write(data)
-        return writer.item
+        return writer.get_item()
 
     def write_stream(
         self,
@@ -260,7 +261,7 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
         """Store everything read from a binary stream under key and return the new item."""
         with self.get_data_writer(key, content_type) as writer:
             _copy_stream(stream, writer, buffer_size)
-        return writer.item
+        return writer.get_item()
 
     def copy_data_from(
         self,
@@ -289,7 +290,7 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
         with source_item.get_data_reader() as reader:
             with self._create_writer(key, content_type) as writer:
                 _copy_stream(reader, writer, COPY_BUFFER_SIZE)
-        return writer.item
+        return writer.get_item()
 
     def _copy_native(
         self,

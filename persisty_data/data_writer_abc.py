@@ -141,6 +141,17 @@ class DataWriterABC(ABC):
             pass  # the content is discarded anyway
         self._abort()
 
+    def get_item(self) -> DataItemABC:
+        """
+        The item close() published.
+
+        :raises ValueError: if nothing was published: the writer is still open, was aborted
+            or failed to commit (like write() on a writer that is no longer open).
+        """
+        if self.item is None:
+            raise ValueError(f"writer_is_{self._state}")
+        return self.item
+
     def __enter__(self) -> "DataWriterABC":
         return self
 

@@ -2,7 +2,7 @@
 
 import hashlib
 import io
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, List, Optional, Union
 
 from persisty_data.errors import ContentCorruptedError
 
@@ -20,7 +20,7 @@ class RangeReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         count = min(len(buffer), self._remaining)
         if count <= 0:
             return 0
@@ -42,7 +42,7 @@ class RangeReader(io.RawIOBase):
 class IterReader(io.RawIOBase):
     """A readable stream over an iterator of byte strings (e.g. chunks or HTTP body parts)."""
 
-    def __init__(self, pieces: Iterator[bytes], on_close: Optional[Callable[[], None]] = None):
+    def __init__(self, pieces: Iterator[Union[bytes, memoryview]], on_close: Optional[Callable[[], None]] = None):
         super().__init__()
         self._pieces = pieces
         self._current = memoryview(b"")
@@ -51,7 +51,7 @@ class IterReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         while not self._current:
             piece = next(self._pieces, None)
             if piece is None:
@@ -63,7 +63,7 @@ class IterReader(io.RawIOBase):
         return count
 
     def readall(self) -> bytes:
-        parts = [bytes(self._current)]
+        parts: List[Union[bytes, memoryview]] = [bytes(self._current)]
         self._current = memoryview(b"")
         parts.extend(self._pieces)
         return b"".join(parts)
@@ -111,7 +111,7 @@ class VerifyingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer) -> int:
         count = self._raw.readinto(buffer) or 0
         if count:
             # hashlib releases the GIL for buffers this size: other threads keep going.

@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import islice
+from operator import attrgetter
 from typing import Any, Iterator, List, Optional, Tuple
 
 from persisty.attr.attr import Attr
@@ -143,7 +144,7 @@ def sort_items(items: List[DataItemABC], orders: Tuple[SearchOrderAttr, ...]) ->
     """Sort by the orders, then by key so pages are stable between calls."""
     items = sorted(items, key=lambda i: i.key)
     for order in reversed(orders):
-        items = sorted(items, key=lambda i, a=order.attr: getattr(i, a), reverse=order.desc)
+        items = sorted(items, key=attrgetter(order.attr), reverse=order.desc)
     return items
 
 

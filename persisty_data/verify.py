@@ -1,7 +1,8 @@
 """Scrubbing: read every item of a store in full, so damaged content is found before a user finds it."""
 
+import io
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple, cast
 
 from persisty.search_filter.include_all import INCLUDE_ALL
 from persisty.search_filter.search_filter_abc import SearchFilterABC
@@ -84,5 +85,6 @@ def _checked_item(
 
 def _read_through(item: DataItemABC, buffer: memoryview) -> None:
     with item.get_data_reader() as reader:
-        while reader.readinto(buffer):
+        # Every reader a store returns is buffered (io.BufferedReader), which has readinto.
+        while cast(io.BufferedIOBase, reader).readinto(buffer):
             pass

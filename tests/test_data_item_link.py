@@ -14,6 +14,7 @@ from servey.servey_strawberry.schema_factory import create_schema_factory
 from servey.trigger.web_trigger import WebTrigger
 
 from persisty_data.directory.directory_data_store import DirectoryDataStore
+from persisty_data.errors import ConfigurationError
 from persisty_data.factory.data_item_link import DataItemUrl
 from persisty_data.factory.hosted_data_store_factory import HostedDataStoreFactory
 from persisty_data.factory.owned_data_store_security import OwnedDataStoreSecurity
@@ -104,3 +105,13 @@ def test_graphql_list_resolves_urls_in_one_batch(images):
     assert items["b"]["imageUrl"].startswith("/data/images/bob/b.png?")
     assert items["c"]["imageUrl"] is None
     assert CountingFactory.calls == 1
+
+
+def test_a_link_outside_a_class_body_has_no_name_and_says_so(images):
+    # Without __set_name__ there is no link name and no key attr to read: our error, not None.
+    link = DataItemUrl(images)
+    with pytest.raises(ConfigurationError, match="data_item_url_not_assigned_in_a_class_body"):
+        link.get_name()
+    with pytest.raises(ConfigurationError, match="data_item_url_not_assigned_in_a_class_body"):
+        link.update_attrs({})
+    assert DataItemUrl(images, key_attr_name="photo").get_key_attr_name() == "photo"

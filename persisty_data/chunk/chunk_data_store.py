@@ -5,7 +5,7 @@ import threading
 from contextlib import closing, nullcontext
 from datetime import datetime, timedelta, timezone
 from itertools import islice
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Generator, Iterator, List, Optional, Sequence, Tuple, Union
 
 from persisty.attr.attr_filter import AttrFilter
 from persisty.attr.attr_filter_op import AttrFilterOp
@@ -24,6 +24,7 @@ from persisty_data.chunk.chunk_data_item import ChunkDataItem
 from persisty_data.chunk.chunk_data_writer import ChunkDataWriter
 from persisty_data.chunk.chunk_metas import ITEM_ATTR_NAMES, LEASE_PART, create_chunk_meta, create_item_meta
 from persisty_data.chunk.store_errors import map_store_errors
+from persisty_data.data_item_abc import DataItemABC
 from persisty_data.data_store_abc import DataStoreABC, DataStoreMeta, create_data_store_meta
 from persisty_data.errors import ConfigurationError, ContentChangedError, StorageError, UploadExpiredError
 from persisty_data.gc_report import GcReport
@@ -162,7 +163,7 @@ class ChunkDataStore(DataStoreABC):
         row = self._read_row(key)
         return self._to_item(row) if row else None
 
-    def read_batch(self, keys: List[str]) -> List[Optional[ChunkDataItem]]:
+    def read_batch(self, keys: List[str]) -> List[Optional[DataItemABC]]:
         self._check_batch(len(keys))
         for key in keys:
             validate_key(key)
@@ -219,7 +220,7 @@ class ChunkDataStore(DataStoreABC):
         search_filter: SearchFilterABC,
         orders: Tuple[SearchOrderAttr, ...],
         after: Optional[str],
-    ) -> Iterator[ChunkDataItem]:
+    ) -> Generator[ChunkDataItem, None, None]:
         """Items matching search_filter in the given order (key order when empty)."""
         exact_key = search.get_exact_key(search_filter)
         if exact_key is not None:

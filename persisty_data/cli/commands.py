@@ -357,7 +357,7 @@ def _full_access(factory: DataStoreFactoryABC) -> DataStoreFactoryABC:
     from persisty.security.store_security import UNSECURED
 
     if dataclasses.is_dataclass(factory):
-        return dataclasses.replace(factory, security=UNSECURED)  # type: ignore[arg-type]
+        return dataclasses.replace(factory, security=UNSECURED)
     return factory  # pragma: no cover - the configuration makes only dataclass factories
 
 

@@ -177,10 +177,7 @@ def _check_sql_url(value: str) -> Optional[str]:
 def _dialect_installed(dialect: str) -> bool:
     from importlib.metadata import entry_points
 
-    try:
-        found = entry_points(group="sqlalchemy.dialects")
-    except TypeError:  # pragma: no cover - Python 3.9's entry_points() takes no arguments
-        found = entry_points().get("sqlalchemy.dialects", ())  # type: ignore[attr-defined,arg-type]
+    found = entry_points(group="sqlalchemy.dialects")
     return any(e.name == dialect or e.name.startswith(dialect + ".") for e in found)
 
 

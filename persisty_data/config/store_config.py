@@ -49,7 +49,7 @@ class StoreConfig:
         if self.factory == "s3":
             from persisty_data.s3.s3_data_store_factory import S3DataStoreFactory
 
-            return S3DataStoreFactory(store, security=security, name=self.name, **kwargs)  # type: ignore[arg-type]
+            return S3DataStoreFactory(store, security=security, name=self.name, **kwargs)
         from persisty_data.factory.hosted_data_store_factory import HostedDataStoreFactory
 
         kwargs.update({name: settings[name] for name in ("base_url", "path_prefix") if name in settings})
@@ -99,4 +99,4 @@ class StoreConfig:
         from persisty.security.store_security import INTERNAL_ONLY, UNSECURED
 
         # persisty's StoreSecurity has the same get_access as DataStoreSecurityABC.
-        return UNSECURED if self.policy == "unsecured" else INTERNAL_ONLY  # type: ignore[return-value]
+        return UNSECURED if self.policy == "unsecured" else INTERNAL_ONLY

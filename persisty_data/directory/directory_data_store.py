@@ -214,9 +214,9 @@ class DirectoryDataStore(DataStoreABC):
                     value = b""
                 if value[:1] == XATTR_VERSION and len(value) >= _XATTR_HEADER_SIZE:
                     mtime_ns, size = _XATTR_STAMP.unpack_from(value, 33)
-                    content_type = value[_XATTR_HEADER_SIZE:]
-                    if size == stat.st_size and mtime_ns == stat.st_mtime_ns and content_type.isascii():
-                        content_type = content_type.decode("ascii") or DEFAULT_CONTENT_TYPE
+                    stored_type = value[_XATTR_HEADER_SIZE:]
+                    if size == stat.st_size and mtime_ns == stat.st_mtime_ns and stored_type.isascii():
+                        content_type = stored_type.decode("ascii") or DEFAULT_CONTENT_TYPE
                         return DirectoryDataItem(self, key, path, stat, content_type, value[1:33].hex())
             item = DirectoryDataItem(self, key, path, stat)
             try:

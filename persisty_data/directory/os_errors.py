@@ -1,7 +1,7 @@
 """The one place where OSError becomes a persisty_data error for the directory store."""
 
 import errno
-from typing import Optional
+from typing import Literal, Optional
 
 from persisty_data.errors import KeyConflictError, StorageError, StorageUnavailableError
 
@@ -32,7 +32,7 @@ class map_os_errors:  # noqa: N801 - used like the function it replaces: with ma
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         if exc is None or not isinstance(exc, OSError):
             return False
         key, store_name = self.key, self.store_name

@@ -10,6 +10,7 @@ from persisty.link.link_abc import LinkABC
 from schemey import schema_from_type
 from servey.security.authorization import Authorization
 
+from persisty_data.errors import ConfigurationError
 from persisty_data.factory.data_store_factory_abc import DataStoreFactoryABC
 
 
@@ -44,16 +45,25 @@ class DataItemUrl(LinkABC):
             self.key_attr_name = f"{base}_key"
 
     def get_name(self) -> str:
+        if self.name is None:
+            raise ConfigurationError("data_item_url_not_assigned_in_a_class_body")
         return self.name
+
+    def get_key_attr_name(self) -> str:
+        """The attr holding the item's key; known once __set_name__ ran, unless given."""
+        if self.key_attr_name is None:
+            raise ConfigurationError("data_item_url_not_assigned_in_a_class_body")
+        return self.key_attr_name
 
     def get_linked_type(self, forward_ref_ns: str):
         return Optional[str]
 
     def update_attrs(self, attrs_by_name: Dict[str, Attr]):
-        if self.key_attr_name in attrs_by_name:
+        key_attr_name = self.get_key_attr_name()
+        if key_attr_name in attrs_by_name:
             return
-        attrs_by_name[self.key_attr_name] = Attr(
-            self.key_attr_name,
+        attrs_by_name[key_attr_name] = Attr(
+            key_attr_name,
             AttrType.STR,
             schema_from_type(Optional[str]),
             sortable=False,
@@ -64,7 +74,7 @@ class DataItemUrl(LinkABC):
     def __get__(self, obj, obj_type=None):
         if obj is None:
             return self
-        return DataItemUrlCallable(self.factory, getattr(obj, self.key_attr_name, None))
+        return DataItemUrlCallable(self.factory, getattr(obj, self.get_key_attr_name(), None))
 
     async def batch_call(
         self, keys: List[Optional[str]], authorization: Optional[Authorization] = None
@@ -72,4 +82,4 @@ class DataItemUrl(LinkABC):
         return self.factory.get_download_urls(list(keys), authorization)
 
     def arg_extractor(self, obj) -> List[Optional[str]]:
-        return [getattr(obj, self.key_attr_name, None)]
+        return [getattr(obj, self.get_key_attr_name(), None)]

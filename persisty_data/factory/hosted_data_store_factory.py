@@ -69,6 +69,12 @@ class HostedDataStoreFactory(DataStoreFactoryABC):
         return self.store
 
     @property
+    def secret_bytes(self) -> bytes:
+        """The signing key: secret as bytes (__post_init__ already encodes a str secret)."""
+        secret = self.secret
+        return secret.encode("utf-8") if isinstance(secret, str) else secret
+
+    @property
     def upload_path(self) -> str:
         return f"{self.path_prefix}/{self.name}"
 
@@ -86,13 +92,13 @@ class HostedDataStoreFactory(DataStoreFactoryABC):
             FormField("Content-Type", content_type),
             *(FormField(name, value) for name, value in extra_fields.items()),
             FormField(POLICY_FIELD, policy),
-            FormField(SIGNATURE_FIELD, sign(self.secret, policy)),
+            FormField(SIGNATURE_FIELD, sign(self.secret_bytes, policy)),
         ]
         return UploadForm(url=self.base_url + self.upload_path, fields=fields, expire_at=expire_at)
 
     def _create_download_url(self, item: DataItemABC, expire_at: datetime) -> str:
         expires = int(expire_at.timestamp())
-        signature = sign(self.secret, download_message(self.name, item.key, expires))
+        signature = sign(self.secret_bytes, download_message(self.name, item.key, expires))
         query = urlencode({"expires": expires, "signature": signature})
         return f"{self.base_url}{self.upload_path}/{quote(item.key, safe='/')}?{query}"
 
@@ -104,4 +110,4 @@ class HostedDataStoreFactory(DataStoreFactoryABC):
             return False
         if expires_at <= time.time():
             return False
-        return verify_signature(self.secret, download_message(self.name, key, expires_at), signature)
+        return verify_signature(self.secret_bytes, download_message(self.name, key, expires_at), signature)

@@ -60,7 +60,8 @@ class RestrictAccessDataStore(DataStoreABC):
         self.store = store
         self.access = prepare_access(access, store.get_meta())
         meta = store.get_meta()
-        self._meta = dataclasses.replace(meta, store_access=self.access & meta.store_access)
+        # persisty ships no types: mypy knows only DataStoreMeta's own fields, not StoreMeta's.
+        self._meta = dataclasses.replace(meta, store_access=self.access & meta.store_access)  # type: ignore[call-arg]
 
     def get_meta(self) -> DataStoreMeta:
         return self._meta
@@ -113,7 +114,7 @@ class RestrictAccessDataStore(DataStoreABC):
         attrs = self._meta.attrs
         existing = self.store._read(key)
         if existing is not None:
-            allowed = search.match(self.access.update_filter, existing, attrs) and self._readable(existing)
+            allowed = search.match(self.access.update_filter, existing, attrs) and self._readable(existing) is not None
         else:
             allowed = search.match(self.access.create_filter, _NewItem(key, content_type), attrs)
         if not allowed:

@@ -59,19 +59,19 @@ class S3DataItem(DataItem):
     def content_type(self) -> str:
         if self._content_type is None:
             self._store._load_content_meta(self)
-        return self._content_type  # type: ignore[return-value]
+        return self._content_type
 
     @property
     def etag(self) -> str:
         if self._etag is None:
             self._store._load_content_meta(self)
-        return self._etag  # type: ignore[return-value]
+        return self._etag
 
     @property
     def updated_at(self) -> datetime:
         if self._updated_at is None:
             self._store._load_updated_at(self)
-        return self._updated_at  # type: ignore[return-value]
+        return self._updated_at
 
     @property
     def s3_etag(self) -> str:

@@ -311,7 +311,7 @@ class S3DataStore(DataStoreABC):
             params["VersionId"] = version_id
         with map_s3_errors(s3_key[len(self.prefix) :], self.name, params["Bucket"]):
             try:
-                return self._client.head_object(**params)  # type: ignore[no-any-return]
+                return self._client.head_object(**params)
             except ClientError as exc:
                 if error_code(exc) not in NOT_FOUND_CODES:
                     raise
@@ -641,7 +641,7 @@ class S3DataStore(DataStoreABC):
         elif after is not None:
             params["StartAfter"] = self.prefix + after
         with self._errors():
-            return self._client.list_objects_v2(**params)  # type: ignore[no-any-return]
+            return self._client.list_objects_v2(**params)
 
     def _iter_listing(self, prefix: str, after: Optional[str]) -> Iterator[S3DataItem]:
         token = None

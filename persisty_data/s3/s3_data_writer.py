@@ -121,7 +121,7 @@ class S3DataWriter(DataWriterABC):
                 # Marked as being written until close() tags it with its hash.
                 self._upload_key = self._s3_key
                 try:
-                    return store._client.create_multipart_upload(  # type: ignore[no-any-return]
+                    return store._client.create_multipart_upload(
                         Key=self._s3_key, Tagging=store._pending_tagging(), **params
                     )["UploadId"]
                 except ClientError as exc:
@@ -130,7 +130,7 @@ class S3DataWriter(DataWriterABC):
                 logger.warning("%s: endpoint has no object tagging: publishing by copy", store.name)
                 store.publish_by_copy = True
             self._upload_key = self._temp_key = store._new_temp_key()
-            return store._client.create_multipart_upload(Key=self._temp_key, **params)["UploadId"]  # type: ignore[no-any-return]
+            return store._client.create_multipart_upload(Key=self._temp_key, **params)["UploadId"]
 
     def _send_part(self, part_number: int, buffer: bytearray, length: int) -> Dict[str, Any]:
         store = self._store

@@ -1,7 +1,7 @@
 """servey actions for data store factories: metadata actions plus upload form and download URL."""
 
 import dataclasses
-from typing import Iterator, List, Optional
+from typing import Iterator, List, NoReturn, Optional
 
 from persisty.security.store_access import NO_ACCESS
 from persisty.security.store_security_abc import StoreSecurityABC
@@ -46,7 +46,7 @@ def _with_path_keys(action: Action) -> Action:
     return dataclasses.replace(action, triggers=triggers)
 
 
-def _refuse(authorization: Optional[Authorization], what: str, key: str) -> None:
+def _refuse(authorization: Optional[Authorization], what: str, key: str) -> NoReturn:
     if authorization is None:
         raise AuthorizationError("authorization_required")
     raise ForbiddenError(what, key=key)
@@ -55,7 +55,10 @@ def _refuse(authorization: Optional[Authorization], what: str, key: str) -> None
 def create_data_store_actions(factory: DataStoreFactoryABC) -> List[Action]:
     """persisty's read / read_batch / search / count / delete / edit_batch actions (deletes
     only) for the store's metadata, and ``<name>_upload_form`` / ``<name>_download_url``."""
-    meta = dataclasses.replace(factory.get_store().get_meta(), store_security=FactoryStoreSecurity(factory))
+    # persisty ships no types: mypy knows only DataStoreMeta's own fields, not StoreMeta's.
+    meta = dataclasses.replace(  # type: ignore[call-arg]
+        factory.get_store().get_meta(), store_security=FactoryStoreSecurity(factory)
+    )
     actions = [_with_path_keys(a) for a in meta.action_factory.create_actions(meta)]
     path = "/actions/" + factory.name.replace("_", "-")
 

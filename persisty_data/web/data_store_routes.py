@@ -7,6 +7,7 @@ from typing import AsyncIterator, Dict, Iterable, Iterator, List, Optional
 from urllib.parse import quote, urlencode
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -230,6 +231,8 @@ class _AuthError(Exception):
 
 async def _feed_pipelined(upload: HostedUpload, chunks: AsyncIterator[bytes], batch: List[bytes]) -> List[bytes]:
     """Feed batch and then the rest of chunks, except the last batch, which is returned."""
+    send: MemoryObjectSendStream[List[bytes]]
+    receive: MemoryObjectReceiveStream[List[bytes]]
     send, receive = anyio.create_memory_object_stream(1)
 
     async def feed_batches() -> None:

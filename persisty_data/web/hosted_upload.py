@@ -40,7 +40,7 @@ def _part_name(disposition: str) -> str:
     name = params.get(b"name")
     if name is None:
         raise MalformedUploadError("part_without_a_name")
-    return name.decode("utf-8", "replace")  # type: ignore[no-any-return]
+    return name.decode("utf-8", "replace")
 
 
 class HostedUpload:
@@ -136,7 +136,7 @@ class HostedUpload:
             if self._size < low:
                 raise UploadRejectedError("content_length_out_of_range", key=self.key)
             self._writer.close()
-            return self._writer.item
+            return self._writer.get_item()
         except BaseException:
             self.abort()
             raise
@@ -230,7 +230,7 @@ class HostedUpload:
         signature = fields.get(SIGNATURE_FIELD)
         if not policy_field or not signature:
             raise UploadRejectedError("missing_policy_or_signature", key=key)
-        if not verify_signature(self.factory.secret, policy_field, signature):
+        if not verify_signature(self.factory.secret_bytes, policy_field, signature):
             raise UploadRejectedError("signature_does_not_match", key=key)
         policy = decode_policy(policy_field)
         violations = validate_post_policy(policy, fields, implicit_fields={"bucket": self.factory.name})

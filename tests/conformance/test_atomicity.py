@@ -38,8 +38,11 @@ class TestAtomicWrites:
         writer.write(random_bytes(backend.boundary + 10))
         assert store.read("k").read_bytes() == b"old"
         assert store.count() == 1
+        with pytest.raises(ValueError, match="writer_is_open"):
+            writer.get_item()  # nothing published yet
         writer.close()
         assert store.read("k").size == backend.boundary + 10
+        assert writer.get_item().etag == store.read("k").etag
         assert backend.debris(store) == []
 
     def test_explicit_abort(self, store, backend):
@@ -48,6 +51,8 @@ class TestAtomicWrites:
         writer.abort()
         writer.close()  # closing after abort publishes nothing
         assert writer.item is None
+        with pytest.raises(ValueError, match="writer_is_aborted"):
+            writer.get_item()
         assert store.read("aborted") is None
         assert backend.debris(store) == []
         with pytest.raises(ValueError):
