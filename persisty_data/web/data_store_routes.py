@@ -245,7 +245,10 @@ async def _feed_pipelined(upload: HostedUpload, chunks: AsyncIterator[bytes], ba
                 if not chunk:
                     continue
                 if size >= FEED_BYTES:
-                    await send.send(batch)
+                    try:
+                        await send.send(batch)
+                    except anyio.BrokenResourceError:
+                        break  # the feeder failed: the task group raises its error, the only one
                     batch, size = [], 0
                 batch.append(chunk)
                 size += len(chunk)
@@ -253,10 +256,26 @@ async def _feed_pipelined(upload: HostedUpload, chunks: AsyncIterator[bytes], ba
 
 
 def _single(exc: BaseException) -> BaseException:
-    """The one exception inside anyio's task group exception groups."""
-    while len(getattr(exc, "exceptions", ())) == 1 and type(exc).__name__.endswith("ExceptionGroup"):
-        exc = exc.exceptions[0]  # type: ignore[attr-defined]
-    return exc
+    """
+    What an upload failed of, from anyio's task group exception groups: our error if one
+    is among them (it is the cause; a disconnect or a broken stream may come with it),
+    else the only exception, else the group itself.
+    """
+    leaves = list(_leaves(exc))
+    ours = [leaf for leaf in leaves if isinstance(leaf, PersistyDataError)]
+    if ours:
+        return ours[0]
+    return leaves[0] if len(leaves) == 1 else exc
+
+
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    # By name: before Python 3.11 the group class comes from the exceptiongroup backport.
+    members = getattr(exc, "exceptions", None)
+    if type(exc).__name__.endswith("ExceptionGroup") and members:
+        for member in members:
+            yield from _leaves(member)
+    else:
+        yield exc
 
 
 def _read_chunks(reader) -> Iterator[bytes]:

