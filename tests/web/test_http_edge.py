@@ -146,3 +146,92 @@ def test_upload_over_the_limit_from_a_fast_sender_is_413(tmp_path):
         assert_error(response, 413, "item_too_large")
     assert store.read(key) is None
     assert debris(store) == []
+
+
+# region: malformed multipart bodies
+
+
+def _with_boundary(body: bytes, content_type: str, boundary: str) -> Tuple[bytes, str]:
+    """The body and content type with the encoder's boundary replaced by another."""
+    old = content_type.split("boundary=", 1)[1]
+    return body.replace(old.encode(), boundary.encode()), f"multipart/form-data; boundary={boundary}"
+
+
+def _raw_part(header: bytes, value: bytes = b"v") -> bytes:
+    return header + b"\r\n\r\n" + value
+
+
+MALFORMED = {
+    # python-multipart's constructor refuses boundaries over its limit (256 characters in 0.0.2x)
+    "boundary_of_257_characters": lambda body, ct: _with_boundary(body, ct, "b" * 257),
+    "boundary_of_4000_characters": lambda body, ct: _with_boundary(body, ct, "b" * 4000),
+    "quoted_boundary_of_300_characters": lambda body, ct: _with_boundary(body, ct, '"' + "q" * 300 + '"'),
+    "boundary_in_the_body_differs": lambda body, ct: (body, "multipart/form-data; boundary=another-boundary"),
+    "no_final_boundary": lambda body, ct: (body[: body.rindex(b"--")], ct),
+    "only_the_final_boundary": lambda body, ct: (b"--" + ct.split("boundary=")[1].encode() + b"--\r\n", ct),
+    "empty_body": lambda body, ct: (b"", ct),
+    "lf_instead_of_crlf": lambda body, ct: (body.replace(b"\r\n", b"\n"), ct),
+    "garbage_after_the_boundary": lambda body, ct: (body.replace(b"\r\n", b"\r\nX", 1), ct),
+}
+
+# Raw parts placed before the file part.
+MALFORMED_PARTS = {
+    "extended_name_only": _raw_part(b"Content-Disposition: form-data; name*=UTF-8''%C3%A9"),
+    "header_without_a_colon": _raw_part(b"Content-Disposition form-data"),
+    "header_name_with_a_space": _raw_part(b'Content Disposition: form-data; name="x"'),
+    "a_thousand_headers": _raw_part(b'Content-Disposition: form-data; name="x"' + b"\r\nX-A: b" * 1000),
+}
+
+# Content-Disposition headers that are not the plain kind browsers send, and the field
+# name each must be read as (the field is not in the policy: refused with its name).
+UNUSUAL_NAMES = {
+    "escaped_quote_in_a_non_latin1_name": ('form-data; name="é\\"x"'.encode(), 'é"x'),
+    "non_latin1_name_and_a_parameter": ('form-data; name="ü€"; x=y'.encode(), "ü€"),
+    "invalid_utf8_name_and_a_parameter": (b'form-data; name="\xff\xfe"; x=y', "\ufffd\ufffd"),
+    "unquoted_name_and_a_parameter": (b"form-data; name=plain; x=y", "plain"),
+}
+
+
+def _post(site: Site, body: bytes, content_type: str) -> httpx.Response:
+    return site.client.post("/data/files", content=body, headers={"Content-Type": content_type})
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_multipart_body_is_400(site, name):
+    key = site.new_key()
+    body, content_type = encode_multipart(site.form(key) + [file_part(b"content")])
+    body, content_type = MALFORMED[name](body, content_type)
+    errors_before = len(site.app.errors)
+    response = _post(site, body, content_type)
+    assert_error(response, 400, "malformed_upload")
+    assert site.app.errors[errors_before:] == []
+    assert site.files.get_store().read(key) is None
+    assert debris(site.files.get_store()) == []
+
+
+@pytest.mark.parametrize("name", list(MALFORMED_PARTS))
+def test_malformed_part_is_400(site, name):
+    key = site.new_key()
+    body, content_type = encode_multipart(site.form(key) + [MALFORMED_PARTS[name], file_part(b"content")])
+    errors_before = len(site.app.errors)
+    response = _post(site, body, content_type)
+    assert_error(response, 400, "malformed_upload")
+    assert site.app.errors[errors_before:] == []
+    assert site.files.get_store().read(key) is None
+
+
+# endregion
+
+
+@pytest.mark.parametrize("name", list(UNUSUAL_NAMES))
+def test_unusual_part_names_are_read_exactly(site, name):
+    disposition, field_name = UNUSUAL_NAMES[name]
+    key = site.new_key()
+    part = _raw_part(b"Content-Disposition: " + disposition)
+    body, content_type = encode_multipart(site.form(key) + [part, file_part(b"content")])
+    errors_before = len(site.app.errors)
+    response = _post(site, body, content_type)
+    assert_error(response, 403, "upload_rejected")
+    assert f"field_not_in_policy:{field_name}" in response.json()["error_msg"]
+    assert site.app.errors[errors_before:] == []
+    assert site.files.get_store().read(key) is None
