@@ -319,6 +319,10 @@ def _parse_range(header: Optional[str], size: int, if_range: Optional[str], etag
         suffix = int(last)
         if suffix == 0:
             return "unsatisfiable"
+        if size == 0:
+            # Satisfiable (RFC 9110 14.1.1) yet no Content-Range can describe zero bytes:
+            # ignore the header and send the whole, empty, content.
+            return None
         return max(size - suffix, 0), size
     start = int(first)
     if start >= size:

@@ -8,7 +8,7 @@ download whose item is replaced while a slow client reads it.
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import anyio
 import httpx
@@ -235,3 +235,62 @@ def test_unusual_part_names_are_read_exactly(site, name):
     assert f"field_not_in_policy:{field_name}" in response.json()["error_msg"]
     assert site.app.errors[errors_before:] == []
     assert site.files.get_store().read(key) is None
+
+
+# region: ranges
+
+RANGE_CONTENT = bytes(range(256)) * 4 + b"tail"  # 1028 bytes
+
+
+def _range_answer(size: int, header: str) -> Tuple[int, Optional[Tuple[int, int]]]:
+    """
+    What RFC 9110 asks of a single range: (206, (first, last)), (416, None) when no byte
+    can be sent, or (200, None) for the whole. On an empty item a suffix range is
+    satisfiable but cannot be described by a Content-Range: the whole (empty) body, 200.
+    """
+    first, last = header[len("bytes=") :].split("-")
+    if not first:
+        suffix = int(last)
+        if suffix == 0:
+            return 416, None
+        if size == 0:
+            return 200, None
+        return 206, (max(size - suffix, 0), size - 1)
+    if int(first) >= size:
+        return 416, None
+    return 206, (int(first), min(int(last), size - 1) if last else size - 1)
+
+
+RANGES = ["bytes=-1", "bytes=-10", "bytes=-1028", "bytes=-5000", "bytes=-0", "bytes=0-", "bytes=0-0"]
+RANGES += ["bytes=1-", "bytes=1027-", "bytes=1028-", "bytes=1028-2000", "bytes=5000-", "bytes=1000-99999"]
+
+
+@pytest.mark.parametrize("size", [0, 1, len(RANGE_CONTENT)])
+def test_every_range_answer_is_valid(site, size):
+    content = RANGE_CONTENT[:size]
+    key = site.new_key()
+    site.files.get_store().write_bytes(key, content)
+    url = site.files.get_download_url(key, ALICE)
+    for header in RANGES:
+        status, byte_range = _range_answer(size, header)
+        for method in ("GET", "HEAD"):
+            response = site.client.request(method, url, headers={"Range": header})
+            assert response.status_code == status, (header, method, response.text)
+            body = b"" if method == "HEAD" else None
+            if status == 206:
+                assert byte_range is not None
+                first, last = byte_range
+                assert response.headers["content-range"] == f"bytes {first}-{last}/{size}"
+                assert response.headers["content-length"] == str(last - first + 1)
+                assert response.content == (body if body is not None else content[first : last + 1])
+            elif status == 416:
+                assert response.headers["content-range"] == f"bytes */{size}"
+                if method == "GET":
+                    assert response.json()["error_code"] == "range_not_satisfiable"
+            else:
+                assert "content-range" not in response.headers
+                assert response.headers["content-length"] == str(size)
+                assert response.content == (body if body is not None else content)
+
+
+# endregion
