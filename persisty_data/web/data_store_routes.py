@@ -3,7 +3,7 @@
 import re
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import AsyncIterator, Dict, Iterable, Iterator, List, Optional
+from typing import AsyncIterator, BinaryIO, Dict, Iterable, Iterator, List, Optional
 from urllib.parse import quote, urlencode
 
 import anyio
@@ -16,6 +16,7 @@ from persisty_data.errors import PersistyDataError
 from persisty_data.factory.data_store_factory_abc import is_active_content
 from persisty_data.factory.hosted_data_store_factory import HostedDataStoreFactory
 from persisty_data.keys import validate_key
+from persisty_data.web.download_stream import keep_cut_short_downloads_out_of_server_logs, stream_body
 from persisty_data.web.error_responses import error_response, response_for
 from persisty_data.web.hosted_upload import HostedUpload
 
@@ -48,7 +49,8 @@ class DataStoreRoutes:
       content (HTML, SVG, XML, JavaScript...) as an attachment.
 
     Errors are JSON ``{"error_code", "error_msg"}`` with the status of
-    persisty_data.web.error_responses.
+    persisty_data.web.error_responses. A download whose item is replaced or deleted
+    after its status was sent ends early (see persisty_data.web.download_stream).
     """
 
     def __init__(self, factories: Iterable[HostedDataStoreFactory], authorizer=None):
@@ -68,6 +70,7 @@ class DataStoreRoutes:
         return self._authorizer
 
     def create_routes(self) -> List[Route]:
+        keep_cut_short_downloads_out_of_server_logs()
         routes = []
         for prefix in sorted({f.path_prefix for f in self.factories.values()}):
             routes.append(Route(prefix + "/{store_name}", self.upload, methods=["POST"]))
@@ -216,7 +219,9 @@ class DataStoreRoutes:
         if end - start <= DOWNLOAD_CHUNK:
             return Response(item.read_bytes(start, end - start), status_code=status, headers=headers)
         reader = item.get_data_reader(start, end - start)
-        return StreamingResponse(_read_chunks(reader), status_code=status, headers=headers)
+        first = _first_chunk(reader)  # an item already replaced is a 409, before any status is sent
+        body = stream_body(first, reader, item.key, DOWNLOAD_CHUNK)
+        return StreamingResponse(body, status_code=status, headers=headers)
 
     # endregion
 
@@ -278,14 +283,12 @@ def _leaves(exc: BaseException) -> Iterator[BaseException]:
         yield exc
 
 
-def _read_chunks(reader) -> Iterator[bytes]:
-    """Sync iterator: starlette runs it in a worker thread, one chunk at a time."""
-    with reader:
-        while True:
-            chunk = reader.read(DOWNLOAD_CHUNK)
-            if not chunk:
-                return
-            yield chunk
+def _first_chunk(reader: BinaryIO) -> bytes:
+    try:
+        return reader.read(DOWNLOAD_CHUNK)
+    except BaseException:
+        reader.close()
+        raise
 
 
 def _not_modified(request: Request, item: DataItemABC, etag: str, updated_at: datetime) -> bool:

@@ -6,9 +6,15 @@ download whose item is replaced while a slow client reads it.
 """
 
 import os
+import socket
+import subprocess
+import sys
+import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, List, Optional, Tuple
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -21,8 +27,18 @@ from persisty_data.directory.directory_data_store import DirectoryDataStore
 from persisty_data.factory.hosted_data_store_factory import HostedDataStoreFactory
 from persisty_data.factory.owned_data_store_security import OwnedDataStoreSecurity
 from persisty_data.web.data_store_routes import DataStoreRoutes
-from tests.servers import serve
-from tests.web.support import ALICE, AUTHORIZER, RecordErrors, debris, encode_multipart, file_part, storage_state
+from tests.apps import cut_short_app as cut_short_app_module
+from tests.servers import free_port, serve
+from tests.web.support import (
+    ALICE,
+    AUTHORIZER,
+    REPO_ROOT,
+    RecordErrors,
+    debris,
+    encode_multipart,
+    file_part,
+    storage_state,
+)
 
 SECRET = b"http-edge-test-secret-0123456789abcdef-0123"
 MIB = 1024 * 1024
@@ -291,6 +307,110 @@ def test_every_range_answer_is_valid(site, size):
                 assert "content-range" not in response.headers
                 assert response.headers["content-length"] == str(size)
                 assert response.content == (body if body is not None else content)
+
+
+# endregion
+
+
+# region: a download cut short
+
+
+@contextmanager
+def cut_short_app(database_path: str, log_path: str) -> Iterator[str]:
+    """tests/apps/cut_short_app in its own uvicorn process, its stderr in log_path."""
+    port = free_port()
+    env = {**os.environ, "CUT_SHORT_APP_DATABASE": database_path, "CUT_SHORT_APP_SECRET": SECRET.decode()}
+    env["PYTHONPATH"] = REPO_ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "tests.apps.cut_short_app:create_app",
+        "--host",
+        "127.0.0.1",
+    ]
+    command += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, _text(log_path)
+            try:
+                httpx.get(url + "/data/files/none", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the app did not start"
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()  # this process only, by its pid
+        process.wait(10)
+
+
+def _read_head(sock: socket.socket) -> Tuple[bytes, bytes]:
+    """(status line and headers, the body bytes read with them)."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        data = sock.recv(65536)
+        assert data, received
+        received += data
+    head, _, body = received.partition(b"\r\n\r\n")
+    return head, body
+
+
+def _read_until(sock: socket.socket, body: bytes, size: Optional[int]) -> bytes:
+    """body plus what follows, until size bytes (None: until the server closes)."""
+    while size is None or len(body) < size:
+        data = sock.recv(65536)
+        if not data:
+            break
+        body += data
+    return body
+
+
+def test_download_cut_short_by_a_replacement_logs_one_warning(tmp_path):
+    """
+    A slow client reads a 20 MiB item while it is replaced: the status is sent, so the
+    client gets a truncated body (fewer bytes than the Content-Length, then the connection
+    closes), and the server logs one warning line, no traceback.
+    """
+    database, log_path = str(tmp_path / "data.sqlite"), str(tmp_path / "server.log")
+    factory = cut_short_app_module.files_factory(database, SECRET.decode())
+    store = factory.get_store()
+    key = "alice/big.bin"
+    content = b"".join(i.to_bytes(4, "big") * 16 for i in range(20 * MIB // 64))
+    store.write_bytes(key, content)
+    with cut_short_app(database, log_path) as url:
+        download = urlsplit(factory.get_download_url(key, ALICE) or "")
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # the slow client's window
+            sock.settimeout(30)
+            sock.connect((urlsplit(url).hostname, urlsplit(url).port))
+            sock.sendall(f"GET {download.path}?{download.query} HTTP/1.1\r\nHost: edge\r\n\r\n".encode())
+            head, body = _read_head(sock)
+            assert head.startswith(b"HTTP/1.1 200 "), head
+            assert f"content-length: {len(content)}".encode() in head.lower()
+            body = _read_until(sock, body, MIB)
+            store.write_bytes(key, b"the new content")  # the old chunks go with the old item
+            body = _read_until(sock, body, None)
+        assert MIB <= len(body) < len(content)
+        assert body == content[: len(body)]
+        deadline = time.monotonic() + 10
+        while "download_cut_short" not in _text(log_path):
+            assert time.monotonic() < deadline, _text(log_path)
+            time.sleep(0.02)
+    lines = [line for line in _text(log_path).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("WARNING persisty_data.web.download_stream download_cut_short key='alice/big.bin'")
+    assert "content_changed" in lines[0]
+
+
+def _text(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
 
 
 # endregion
