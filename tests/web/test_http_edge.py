@@ -5,6 +5,7 @@ Content-Length), malformed multipart bodies, ranges on empty and non-empty items
 download whose item is replaced while a slow client reads it.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -108,6 +109,22 @@ def test_upload_over_the_limit_is_413_and_stores_nothing(site, file_size, framin
     assert storage_state(store) == before
     assert debris(store) == []
     assert store.read(key).read_bytes() == ORIGINAL
+
+
+def test_upload_over_the_limit_with_curl_is_413(site, tmp_path):
+    """curl sends Expect: 100-continue for a large body and reads the early answer."""
+    key = site.new_key()
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"z" * (2 * LIMIT))
+    command = ["curl", "-sS", "-o", str(tmp_path / "answer.json"), "-w", "%{http_code}"]
+    for name, value in site.form(key):
+        command += ["--form-string", f"{name}={value}"]
+    command += ["-F", f"file=@{path}", f"{site.url}/data/files"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout) == (0, "413"), result.stderr
+    assert json.loads((tmp_path / "answer.json").read_text())["error_code"] == "item_too_large"
+    assert site.files.get_store().read(key) is None
+    assert debris(site.files.get_store()) == []
 
 
 def test_the_connection_serves_the_next_request_after_a_413(site):
