@@ -9,10 +9,13 @@ by configuration alone (environment variables over examples/messager/persisty-da
   presigned form straight to "S3" and shows presigned GETs;
 - chunk_postgres: chunk rows (and the messages) in PostgreSQL, in a schema of their own.
 
-alice signs in, attaches a PNG and sends it; the image shows (loaded, naturalWidth > 0) and
-the stored bytes are the file's. bob sees it, uploads to a key of his own through the
-page's key field, then tries to replace and to delete alice's attachment: the page shows
-the refusals and alice's bytes stay as they were.
+alice signs in on a 390 px wide screen: nothing overflows it, the page shows the store's
+size limit and refuses a file over it before sending a byte. She attaches a PNG and sends
+it; the image shows (loaded, naturalWidth > 0) under its file name, and the stored bytes are
+the file's. bob sees it, without a "Delete" button (only his own attachments have one),
+uploads to a key of his own through the page's key field and deletes it, then tries to
+replace alice's attachment: the page shows the refusal, the API refuses the delete, and
+alice's bytes stay as they were.
 
 Chromium (/usr/bin/chromium, apt-get install chromium) and PostgreSQL are required: if
 either is missing these tests fail, they never skip.
@@ -27,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional
 from unittest import mock
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import boto3
 import httpx
@@ -60,6 +63,8 @@ REGION = "us-east-1"  # passed as the store's region: AWS_REGION would switch pe
 AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 TIMEOUT_MS = 15_000
 expect.set_options(timeout=TIMEOUT_MS)
+PHONE = {"width": 390, "height": 844}
+MAX_SIZE = 10 * 1024 * 1024  # examples/messager/persisty-data.toml
 
 
 def png(width: int, height: int, rgb: tuple) -> bytes:
@@ -276,8 +281,8 @@ class Session:
 
 
 @contextmanager
-def session(browser: Browser, app: MessagerApp, user: str) -> Iterator[Session]:
-    context = browser.new_context()  # its own sessionStorage: one user per context
+def session(browser: Browser, app: MessagerApp, user: str, viewport: Optional[dict] = None) -> Iterator[Session]:
+    context = browser.new_context(viewport=viewport)  # its own sessionStorage: one user per context
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     result = Session(page)
@@ -285,6 +290,8 @@ def session(browser: Browser, app: MessagerApp, user: str) -> Iterator[Session]:
     page.on("pageerror", lambda error: result.problems.append(f"page error: {error}"))
     try:
         page.goto(app.url + "/")
+        if viewport is not None:
+            assert_fits(page, viewport)
         page.fill("#username", user)
         page.fill("#password", PASSWORD)
         page.click("#sign-in-button")
@@ -297,6 +304,12 @@ def session(browser: Browser, app: MessagerApp, user: str) -> Iterator[Session]:
         raise
     finally:
         context.close()
+
+
+def assert_fits(page: Page, viewport: dict) -> None:
+    """Nothing is wider than the screen: no horizontal scrolling."""
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= viewport["width"], width
 
 
 def send(page: Page, text: str, filename: str, content: bytes, key: Optional[str] = None) -> None:
@@ -325,7 +338,21 @@ def wait_for_image(page: Page, message) -> None:
 def test_messager_in_a_browser(backend, browser, tmp_path):
     with messager_app(backend, tmp_path) as app:
         # --- alice sends a PNG; it shows, and the store holds exactly its bytes ---------------
-        with session(browser, app, "alice") as alice:
+        with session(browser, app, "alice", viewport=PHONE) as alice:
+            page = alice.page
+            expect(page.locator("#limits")).to_have_text("Attachments: up to 10.0 MiB.")
+            page.click("#advanced summary")
+            expect(page.locator("#key")).to_be_visible()
+            assert_fits(page, PHONE)
+
+            # Over the limit: refused on the page, before any request.
+            requests_before = len(alice.requests)
+            send(page, "too big", "big.bin", b"\0" * (MAX_SIZE + 1))
+            expect(page.locator("#error")).to_have_text("big.bin is 10.0 MiB: attachments may be at most 10.0 MiB.")
+            since = alice.requests[requests_before:]  # the page polls latest-messages meanwhile
+            assert [r for r in since if "upload-form" in r or r.startswith("POST ")] == [], since
+            page.click("#advanced summary")  # closed again, for send() below
+
             send(alice.page, "hello from alice", "pixel.png", ALICE_PNG)
             expect(alice.page.locator("#status")).to_have_text("Sent.")
             message = alice.page.locator("li.message[data-author='alice']")
@@ -336,7 +363,11 @@ def test_messager_in_a_browser(backend, browser, tmp_path):
             assert natural == [3, 2]
 
             key = message.get_attribute("data-attachment-key")
-            assert key.startswith("alice/") and key.endswith("-pixel.png"), key
+            owner, unique, name = key.split("/")
+            assert (owner, len(uuid.UUID(unique).hex), name) == ("alice", 32, "pixel.png"), key
+            expect(message.locator("a.attachment-link")).to_have_text("pixel.png (73 B)")
+            expect(message.locator("button.delete-attachment")).to_have_count(1)  # her own
+            assert_fits(alice.page, PHONE)
             item = app.store.read(key)
             assert item is not None and item.read_bytes() == ALICE_PNG
             assert item.content_type == "image/png"
@@ -359,11 +390,17 @@ def test_messager_in_a_browser(backend, browser, tmp_path):
             alices = page.locator(f"li.message[data-attachment-key='{key}']")
             wait_for_image(page, alices)  # read_by_others: everyone signed in sees it
 
+            expect(alices.locator("button.delete-attachment")).to_have_count(0)  # not his
+
             own_key = f"bob/{uuid.uuid4().hex}/chosen.png"
             send(page, "bob's own key", "bob.png", BOB_PNG, key=own_key)
             expect(page.locator("#status")).to_have_text("Sent.")
-            wait_for_image(page, page.locator(f"li.message[data-attachment-key='{own_key}']"))
+            own = page.locator(f"li.message[data-attachment-key='{own_key}']")
+            wait_for_image(page, own)
             assert app.store.read(own_key).read_bytes() == BOB_PNG
+            own.locator("button.delete-attachment").click()
+            expect(page.locator("#status")).to_have_text("Deleted chosen.png.")
+            assert app.store.read(own_key) is None
 
             send(page, "mine now", "intruder.png", INTRUDER_PNG, key=key)
             error = page.locator("#error")
@@ -371,16 +408,17 @@ def test_messager_in_a_browser(backend, browser, tmp_path):
             expect(error).to_contain_text(f"Upload refused for {key}: 403")
             expect(page.locator("li.message", has_text="mine now")).to_have_count(0)
 
-            alices.locator("button.delete-attachment").click()
-            expect(error).to_contain_text(f"Delete refused for {key}: 403")
-
             assert not bob.problems
 
         item = app.store.read(key)
         assert item is not None and item.etag == etag and item.read_bytes() == ALICE_PNG
 
-        # --- and through the API: no posting with someone else's attachment ----------------
+        # --- and through the API: no deleting, nor posting with, someone else's attachment --
         bob_token = app.token("bob")
+        path = "/actions/attachments/" + "/".join(quote(part, safe="") for part in key.split("/"))
+        response = httpx.delete(f"{app.url}{path}", headers={"Authorization": f"Bearer {bob_token}"})
+        assert response.status_code == 403, response.text
+        assert app.store.read(key).etag == etag
         response = httpx.post(
             f"{app.url}/actions/post-message",
             json={"text": "look", "attachment_key": key},

@@ -3,7 +3,7 @@
 import re
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import AsyncIterator, Dict, Iterable, Iterator, List, Optional
+from typing import AsyncIterator, BinaryIO, Dict, Iterable, Iterator, List, Optional
 from urllib.parse import quote, urlencode
 
 import anyio
@@ -17,6 +17,7 @@ from persisty_data.errors import PersistyDataError
 from persisty_data.factory.data_store_factory_abc import is_active_content
 from persisty_data.factory.hosted_data_store_factory import HostedDataStoreFactory
 from persisty_data.keys import validate_key
+from persisty_data.web.download_stream import keep_cut_short_downloads_out_of_server_logs, stream_body
 from persisty_data.web.error_responses import error_response, response_for
 from persisty_data.web.hosted_upload import HostedUpload
 
@@ -49,7 +50,8 @@ class DataStoreRoutes:
       content (HTML, SVG, XML, JavaScript...) as an attachment.
 
     Errors are JSON ``{"error_code", "error_msg"}`` with the status of
-    persisty_data.web.error_responses.
+    persisty_data.web.error_responses. A download whose item is replaced or deleted
+    after its status was sent ends early (see persisty_data.web.download_stream).
     """
 
     def __init__(self, factories: Iterable[HostedDataStoreFactory], authorizer=None):
@@ -69,6 +71,7 @@ class DataStoreRoutes:
         return self._authorizer
 
     def create_routes(self) -> List[Route]:
+        keep_cut_short_downloads_out_of_server_logs()
         routes = []
         for prefix in sorted({f.path_prefix for f in self.factories.values()}):
             routes.append(Route(prefix + "/{store_name}", self.upload, methods=["POST"]))
@@ -217,7 +220,9 @@ class DataStoreRoutes:
         if end - start <= DOWNLOAD_CHUNK:
             return Response(item.read_bytes(start, end - start), status_code=status, headers=headers)
         reader = item.get_data_reader(start, end - start)
-        return StreamingResponse(_read_chunks(reader), status_code=status, headers=headers)
+        first = _first_chunk(reader)  # an item already replaced is a 409, before any status is sent
+        body = stream_body(first, reader, item.key, DOWNLOAD_CHUNK)
+        return StreamingResponse(body, status_code=status, headers=headers)
 
     # endregion
 
@@ -248,7 +253,10 @@ async def _feed_pipelined(upload: HostedUpload, chunks: AsyncIterator[bytes], ba
                 if not chunk:
                     continue
                 if size >= FEED_BYTES:
-                    await send.send(batch)
+                    try:
+                        await send.send(batch)
+                    except anyio.BrokenResourceError:
+                        break  # the feeder failed: the task group raises its error, the only one
                     batch, size = [], 0
                 batch.append(chunk)
                 size += len(chunk)
@@ -256,20 +264,34 @@ async def _feed_pipelined(upload: HostedUpload, chunks: AsyncIterator[bytes], ba
 
 
 def _single(exc: BaseException) -> BaseException:
-    """The one exception inside anyio's task group exception groups."""
-    while len(getattr(exc, "exceptions", ())) == 1 and type(exc).__name__.endswith("ExceptionGroup"):
-        exc = exc.exceptions[0]  # type: ignore[attr-defined]
-    return exc
+    """
+    What an upload failed of, from anyio's task group exception groups: our error if one
+    is among them (it is the cause; a disconnect or a broken stream may come with it),
+    else the only exception, else the group itself.
+    """
+    leaves = list(_leaves(exc))
+    ours = [leaf for leaf in leaves if isinstance(leaf, PersistyDataError)]
+    if ours:
+        return ours[0]
+    return leaves[0] if len(leaves) == 1 else exc
 
 
-def _read_chunks(reader) -> Iterator[bytes]:
-    """Sync iterator: starlette runs it in a worker thread, one chunk at a time."""
-    with reader:
-        while True:
-            chunk = reader.read(DOWNLOAD_CHUNK)
-            if not chunk:
-                return
-            yield chunk
+def _leaves(exc: BaseException) -> Iterator[BaseException]:
+    # By name: before Python 3.11 the group class comes from the exceptiongroup backport.
+    members = getattr(exc, "exceptions", None)
+    if type(exc).__name__.endswith("ExceptionGroup") and members:
+        for member in members:
+            yield from _leaves(member)
+    else:
+        yield exc
+
+
+def _first_chunk(reader: BinaryIO) -> bytes:
+    try:
+        return reader.read(DOWNLOAD_CHUNK)
+    except BaseException:
+        reader.close()
+        raise
 
 
 def _not_modified(request: Request, item: DataItemABC, etag: str, updated_at: datetime) -> bool:
@@ -303,6 +325,10 @@ def _parse_range(header: Optional[str], size: int, if_range: Optional[str], etag
         suffix = int(last)
         if suffix == 0:
             return "unsatisfiable"
+        if size == 0:
+            # Satisfiable (RFC 9110 14.1.1) yet no Content-Range can describe zero bytes:
+            # ignore the header and send the whole, empty, content.
+            return None
         return max(size - suffix, 0), size
     start = int(first)
     if start >= size:

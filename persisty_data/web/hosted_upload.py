@@ -1,9 +1,10 @@
 """Streams one multipart/form-data upload into a store, enforcing its signed POST policy."""
 
 import re
-from typing import Dict, Iterable, List, Optional, Tuple, Union
+from contextlib import contextmanager
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from persisty_data.data_item_abc import DataItemABC
@@ -36,11 +37,21 @@ def _part_name(disposition: str) -> str:
     match = _PLAIN_DISPOSITION.fullmatch(disposition)
     if match is not None:
         return match.group(1)
-    _, params = parse_options_header(disposition)
+    # As bytes: the parser reads them as latin-1, so any character survives the round trip.
+    _, params = parse_options_header(disposition.encode("utf-8"))
     name = params.get(b"name")
     if name is None:
         raise MalformedUploadError("part_without_a_name")
     return name.decode("utf-8", "replace")
+
+
+@contextmanager
+def _parser_errors() -> Iterator[None]:
+    """Whatever python-multipart refuses (boundary, framing, headers) is a malformed upload."""
+    try:
+        yield
+    except FormParserError as exc:
+        raise MalformedUploadError(f"malformed_multipart: {exc}") from None
 
 
 class HostedUpload:
@@ -61,18 +72,19 @@ class HostedUpload:
         boundary = params.get(b"boundary")
         if media != b"multipart/form-data" or not boundary:
             raise MalformedUploadError("expected_multipart_form_data_with_boundary")
-        self._parser = MultipartParser(
-            boundary,
-            {
-                "on_part_begin": self._on_part_begin,
-                "on_header_field": self._on_header_field,
-                "on_header_value": self._on_header_value,
-                "on_header_end": self._on_header_end,
-                "on_headers_finished": self._on_headers_finished,
-                "on_part_data": self._on_part_data,
-                "on_part_end": self._on_part_end,
-            },
-        )
+        with _parser_errors():
+            self._parser = MultipartParser(
+                boundary,
+                {
+                    "on_part_begin": self._on_part_begin,
+                    "on_header_field": self._on_header_field,
+                    "on_header_value": self._on_header_value,
+                    "on_header_end": self._on_header_end,
+                    "on_headers_finished": self._on_headers_finished,
+                    "on_part_data": self._on_part_data,
+                    "on_part_end": self._on_part_end,
+                },
+            )
         self.fields: Dict[str, str] = {}
         self._header_field = bytearray()
         self._header_value = bytearray()
@@ -97,10 +109,8 @@ class HostedUpload:
         """Feed the next pieces of the body, in order (one call per hop to a worker thread)."""
         try:
             for data in chunks:
-                try:
+                with _parser_errors():
                     self._parser.write(data)
-                except MultipartParseError as exc:
-                    raise MalformedUploadError(f"malformed_multipart: {exc}") from None
                 if self._pending_bytes >= WRITE_BYTES:
                     self.write_pending()
         except BaseException:
@@ -123,10 +133,8 @@ class HostedUpload:
         """Publish the file, once the whole body has been fed (the end of it may come here)."""
         self.feed_all(last_chunks)
         try:
-            try:
+            with _parser_errors():
                 self._parser.finalize()
-            except MultipartParseError as exc:
-                raise MalformedUploadError(f"malformed_multipart: {exc}") from None
             if self._state == "fields" or self._writer is None:
                 raise MalformedUploadError("no_file_part")
             if self._state == "file":

@@ -3,7 +3,8 @@ The app's own actions (found by servey in ``<SERVEY_MAIN>.actions``):
 
 - ``POST /actions/sign-in`` ``{"username", "password"}`` -> a servey JWT;
 - ``POST /actions/post-message`` ``{"text", "attachment_key"}`` (Bearer) -> the message;
-- ``GET /actions/latest-messages?limit=`` (Bearer) -> the newest messages first.
+- ``GET /actions/latest-messages?limit=`` (Bearer) -> the newest messages first;
+- ``GET /actions/attachment-limits`` -> the attachments store's size limit and types.
 
 Attachments are uploaded before posting, with a form from
 ``/actions/attachments-upload-form`` (persisty-data), under the author's own prefix.
@@ -34,6 +35,19 @@ class SignIn:
     token: str  # send as "Authorization: Bearer <token>"
     subject_id: str
     expire_at: datetime
+
+
+@dataclass
+class AttachmentLimits:
+    max_size: Optional[int]  # bytes; None: no limit
+    permitted_content_types: List[str]  # patterns such as "image/*"; empty: any type
+
+
+@action(triggers=(WEB_GET,))
+def attachment_limits() -> AttachmentLimits:
+    """What the attachments store accepts, for the page to check a file before uploading it."""
+    meta = attachments.get_store().get_meta()
+    return AttachmentLimits(meta.max_item_size, list(meta.permitted_content_types or ()))
 
 
 @action(triggers=(WEB_POST,))

@@ -15,6 +15,7 @@ const state = {
   polling: null,
   refreshing: null, // the refresh under way, if any
   again: false, // refresh once more when it ends (something changed meanwhile)
+  limits: null, // what the attachments store accepts: {max_size, permitted_content_types}
 };
 
 const $ = (id) => document.getElementById(id);
@@ -103,7 +104,7 @@ function setSignedIn(token, subject) {
   $("who").hidden = !token;
   $("sign-in").hidden = !!token;
   $("app").hidden = !token;
-  $("key").placeholder = `default: ${subject || "<you>"}/<random id>-<file name>`;
+  $("key").placeholder = `default: ${subject || "<you>"}/<random id>/<file name>`;
   clearInterval(state.polling);
   state.polling = null;
   state.shown = null;
@@ -127,6 +128,7 @@ async function signIn(event) {
     const result = await api("POST", "/actions/sign-in", { body: { username, password } });
     $("password").value = "";
     setSignedIn(result.token, result.subject_id);
+    loadLimits().catch((error) => showError(`Could not load the attachment limits: ${error.message}`));
     await refresh();
   } catch (error) {
     showError(error.status === 401 ? "Wrong user name or password." : `Sign in failed: ${error.message}`);
@@ -152,8 +154,43 @@ function safeName(name) {
   return safe;
 }
 
+// <you>/<random id>/<file name>: the last segment is the name people see.
 function defaultKey(file) {
-  return `${state.subject}/${randomId()}-${safeName(file.name)}`;
+  return `${state.subject}/${randomId()}/${safeName(file.name)}`;
+}
+
+function fileName(key) {
+  return key.split("/").pop();
+}
+
+async function loadLimits() {
+  state.limits = await api("GET", "/actions/attachment-limits");
+  const { max_size: maxSize, permitted_content_types: types } = state.limits;
+  const parts = [];
+  if (maxSize != null) parts.push(`up to ${formatSize(maxSize)}`);
+  if (types.length) parts.push(`of type ${types.join(", ")}`);
+  $("limits").textContent = parts.length ? `Attachments: ${parts.join(", ")}.` : "";
+  $("limits").hidden = !parts.length;
+}
+
+function typeMatches(contentType, pattern) {
+  if (pattern.endsWith("/*")) return contentType.startsWith(pattern.slice(0, -1));
+  return contentType === pattern;
+}
+
+// Why the store would refuse file, or null: said before a byte is sent. The store checks
+// again (a page can be bypassed); this only spares people a long upload that must fail.
+function refusal(file) {
+  if (!state.limits) return null;
+  const { max_size: maxSize, permitted_content_types: types } = state.limits;
+  if (maxSize != null && file.size > maxSize) {
+    return `${file.name} is ${formatSize(file.size)}: attachments may be at most ${formatSize(maxSize)}.`;
+  }
+  const contentType = file.type || "application/octet-stream";
+  if (types.length && !types.some((pattern) => typeMatches(contentType, pattern))) {
+    return `${file.name} is ${contentType}: attachments must be of type ${types.join(", ")}.`;
+  }
+  return null;
 }
 
 // Ask the app for a signed form for key, then post the form's fields (in order) and the
@@ -199,7 +236,7 @@ async function deleteAttachment(key) {
     if (deleted !== true) throw new Error("the store did not delete it");
     state.urls.delete(key);
     state.shown = null;
-    showStatus(`Deleted ${key}.`);
+    showStatus(`Deleted ${fileName(key)}.`);
     await refresh();
   } catch (error) {
     showError(`Delete refused for ${key}: ${error.message}`);
@@ -222,7 +259,7 @@ function isInlineImage(contentType) {
 
 async function fillAttachment(container, message) {
   const key = message.attachment_key;
-  const name = key.split("/").pop();
+  const name = fileName(key);
   let url;
   try {
     url = await downloadUrl(key);
@@ -281,13 +318,15 @@ function renderMessage(message) {
     container.className = "attachment";
     li.append(container);
     fillAttachment(container, message);
-    // Offered on every attachment: the store's policy decides, and refuses others'.
-    const remove = document.createElement("button");
-    remove.type = "button";
-    remove.className = "delete-attachment";
-    remove.textContent = "Delete attachment";
-    remove.addEventListener("click", () => deleteAttachment(message.attachment_key));
-    li.append(remove);
+    // Only on one's own attachments: the store's policy refuses anyone else's anyway.
+    if (message.attachment_key.startsWith(`${state.subject}/`)) {
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "delete-attachment";
+      remove.textContent = "Delete attachment";
+      remove.addEventListener("click", () => deleteAttachment(message.attachment_key));
+      li.append(remove);
+    }
   }
   return li;
 }
@@ -326,6 +365,11 @@ async function send(event) {
     showError("Write something or attach a file.");
     return;
   }
+  const refused = file ? refusal(file) : null;
+  if (refused) {
+    showError(refused);
+    return;
+  }
   $("send").disabled = true;
   try {
     let key = null;
@@ -362,5 +406,8 @@ document.addEventListener("DOMContentLoaded", () => {
     refresh().catch((error) => showError(`Refresh failed: ${error.message}`));
   });
   setSignedIn(state.token, state.subject);
-  if (state.token) refresh().catch((error) => showError(`Refresh failed: ${error.message}`));
+  if (state.token) {
+    refresh().catch((error) => showError(`Refresh failed: ${error.message}`));
+    loadLimits().catch((error) => showError(`Could not load the attachment limits: ${error.message}`));
+  }
 });
