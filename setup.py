@@ -30,10 +30,14 @@ STRAWBERRY = ["strawberry-graphql>=0.151,<0.236", "pydantic<2.11"]
 
 SQL = ["SQLAlchemy~=1.4"]  # persisty 0.0.17 fails updates on SQLAlchemy 2
 POSTGRES = SQL + ["psycopg2-binary~=2.9"]
+# servey registers its REST routes (/actions/*, /login, /openapi.json) only when it can
+# import requests, and says nothing when it cannot. python_multipart (the module name the
+# hosted upload route imports) exists from python-multipart 0.0.13.
 SERVER = [
     "starlette>=0.27,<1",
     "uvicorn>=0.23",
-    "python-multipart>=0.0.9",
+    "python-multipart>=0.0.13",
+    "requests>=2.25",
 ] + STRAWBERRY
 S3 = ["boto3>=1.26"]
 DEV = (
@@ -60,6 +64,7 @@ setup(
     description="Files of any size for persisty apps: directory and chunked storage",
     long_description=read_long_description(),
     long_description_content_type="text/markdown",
+    license="MIT",
     # An explicit "" -> "." mapping makes `pip install -e .` put the project root on
     # sys.path (a static .pth) instead of an import hook: marshy and schemey find
     # marshy_config_* / schemey_config_* modules with pkgutil.iter_modules(), which
@@ -87,6 +92,7 @@ setup(
         "dev": DEV,
     },
     classifiers=[
+        "License :: OSI Approved :: MIT License",
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3 :: Only",
         "Programming Language :: Python :: 3.10",

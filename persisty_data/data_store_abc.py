@@ -4,7 +4,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
-from typing import BinaryIO, Iterator, List, Optional, Tuple
+from typing import BinaryIO, Callable, Iterator, List, Optional, Tuple
 
 from persisty.attr.attr import Attr
 from persisty.attr.attr_filter_op import TYPE_FILTER_OPS
@@ -269,12 +269,16 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
         source_key: str,
         key: Optional[str] = None,
         content_type: Optional[str] = None,
+        *,
+        progress: Optional[Callable[[int], None]] = None,
     ) -> Optional[DataItemABC]:
         """
         Copy the item source_key of source_store (which may be this store) to key (default:
         the same key) and return the new item, or None if the source is missing. Content
         type defaults to the source's. Uses the backend's own copy (server side, OS) where
-        there is one, else streams; the store's limits apply either way.
+        there is one, else streams; the store's limits apply either way. progress, if
+        given, is called with each count of bytes copied (a backend's own copy reports the
+        whole size once it is done).
         """
         key = validate_key(key if key is not None else source_key)
         source_item = source_store.read(source_key)
@@ -286,10 +290,12 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
         content_type = resolve_content_type(key, content_type or source_item.content_type, meta.permitted_content_types)
         copied = self._copy_native(source_store, source_item, key, content_type)
         if copied is not None:
+            if progress is not None:
+                progress(copied.size)
             return copied
         with source_item.get_data_reader() as reader:
             with self._create_writer(key, content_type) as writer:
-                _copy_stream(reader, writer, COPY_BUFFER_SIZE)
+                _copy_stream(reader, writer, COPY_BUFFER_SIZE, progress)
         return writer.get_item()
 
     def _copy_native(
@@ -375,7 +381,9 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
             raise InvalidSearchError(f"batch_larger_than_{batch_size}")
 
 
-def _copy_stream(source: BinaryIO, writer: DataWriterABC, buffer_size: int) -> None:
+def _copy_stream(
+    source: BinaryIO, writer: DataWriterABC, buffer_size: int, progress: Optional[Callable[[int], None]] = None
+) -> None:
     readinto = getattr(source, "readinto", None)
     if readinto is None:
         while True:
@@ -383,6 +391,8 @@ def _copy_stream(source: BinaryIO, writer: DataWriterABC, buffer_size: int) -> N
             if not data:
                 return
             writer.write(data)
+            if progress is not None:
+                progress(len(data))
     buffer = bytearray(buffer_size)
     view = memoryview(buffer)
     while True:
@@ -390,3 +400,5 @@ def _copy_stream(source: BinaryIO, writer: DataWriterABC, buffer_size: int) -> N
         if not count:
             return
         writer.write(view[:count])
+        if progress is not None:
+            progress(count)

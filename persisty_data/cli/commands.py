@@ -285,9 +285,19 @@ def cp(ctx: Context, source: str, destination: str, content_type: Optional[str])
     key = validate_key(dst.join(_basename(src.key)))
     source_store = ctx.store(src.store)  # type: ignore[arg-type]
     target_store = ctx.store(dst.store)  # type: ignore[arg-type]
-    if target_store.copy_data_from(source_store, src.key, key, content_type) is None:
+    with Progress(key, _size_for_progress(source_store, src.key)) as progress:
+        copied = target_store.copy_data_from(source_store, src.key, key, content_type, progress=progress.update)
+    if copied is None:
         raise _not_found(src)
     return 0
+
+
+def _size_for_progress(store: DataStoreABC, key: str) -> Optional[int]:
+    """The item's size when a progress bar may be drawn (stderr is a terminal): one more read."""
+    if not is_terminal(sys.stderr):
+        return None
+    item = store.read(key)
+    return item.size if item is not None else None
 
 
 # endregion

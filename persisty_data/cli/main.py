@@ -3,20 +3,38 @@
 data stores, sign download URLs and upload forms, and serve hosted stores over HTTP.
 
 Exit status: 0 on success, 1 on failure (missing item, bad configuration, storage
-error...), 2 on a usage error, 130 when interrupted.
+error...), 2 on a usage error or a missing dependency, 130 when interrupted.
+
+Nothing here imports persisty at module level: PERSISTY_SECRET_KEY must be set first
+(see _give_persisty_a_key).
 """
 
 import argparse
 import logging
 import os
+import secrets
 import sys
 from datetime import timedelta
 from typing import List, Optional
 
 from persisty_data import __version__
-from persisty_data.config._settings import MAX_EXPIRY_SECONDS
 
 PROG = "persisty-data"
+PERSISTY_SECRET_KEY = "PERSISTY_SECRET_KEY"
+# The extra that installs each optional top-level module, for the message when one is missing.
+EXTRA_OF_MODULE = {
+    "sqlalchemy": "sql",
+    "psycopg2": "postgres",
+    "boto3": "s3",
+    "botocore": "s3",
+    "s3transfer": "s3",
+    "starlette": "server",
+    "uvicorn": "server",
+    "python_multipart": "server",
+    "multipart": "server",
+    "requests": "server",
+    "strawberry": "server",
+}
 
 DESCRIPTION = """\
 Work with the data stores of a persisty-data configuration.
@@ -56,6 +74,8 @@ def _positive_int(text: str) -> int:
 
 
 def _expiry(text: str) -> int:
+    from persisty_data.config._settings import MAX_EXPIRY_SECONDS
+
     value = _positive_int(text)
     if value > MAX_EXPIRY_SECONDS:
         raise argparse.ArgumentTypeError(f"at most {MAX_EXPIRY_SECONDS} seconds (7 days), got {value}")
@@ -252,8 +272,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "gc":
         return commands.gc(ctx, args.store, args.older_than, args.dry_run)
     if args.command == "serve":
-        from persisty_data.cli.server import serve
+        from persisty_data.cli.server import require_server_modules, serve
 
+        require_server_modules()
         serve(ctx.config, args.host, args.port, args.log_level, args.actions)
         return 0
     raise AssertionError(f"unknown command {args.command!r}")
@@ -289,8 +310,35 @@ def _configure_logging() -> None:
         root.setLevel(logging.WARNING)
 
 
+def _give_persisty_a_key() -> None:
+    """
+    persisty encrypts its own page keys with PERSISTY_SECRET_KEY; when the variable is
+    unset it warns on stderr as it is imported and falls back to a fixed, public key. The
+    CLI keeps none of persisty's page keys (ours are not encrypted, so `ls --page-key`
+    works across runs), so a random key for this process is all it needs: a user who
+    pipes `get KEY -` into another program expects nothing on stderr.
+    """
+    if not os.environ.get(PERSISTY_SECRET_KEY):
+        os.environ[PERSISTY_SECRET_KEY] = secrets.token_hex(16)  # 32 bytes: an AES-256 key
+
+
+def missing_dependency_message(command: str, exc: ImportError) -> str:
+    """One line that names the module that is missing and the extra that installs it."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, ImportError) else None  # a store's own hint wraps it
+    module = (exc.name or (cause.name if cause is not None else None) or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(module.lower())
+    if extra is None:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"{command}: a dependency failed to import: {detail}"
+    return (
+        f"{command} needs the Python module {module!r}, which is not installed: install the {extra} extra"
+        f" (in a persisty-data checkout: pip install '.[{extra}]')"
+    )
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """The console script: returns the exit status."""
+    _give_persisty_a_key()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -305,6 +353,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         try:
             return _run(args)
+        except ImportError as exc:  # an optional dependency a store or serve needs
+            _error(missing_dependency_message(args.command, exc))
+            return 2
         except UsageError as exc:
             args.parser.print_usage(sys.stderr)
             _error(f"{args.command}: {exc}")

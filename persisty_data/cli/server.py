@@ -1,12 +1,23 @@
 """``persisty-data serve``: a starlette app for the configured stores, run by uvicorn."""
 
+import importlib
 import logging
 from typing import List
 
 from persisty_data.config.data_config import DataConfig
-from persisty_data.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
+
+# What serve needs, imported before anything starts so that a missing one is named at
+# once. servey imports requests only to register its REST routes, and without it
+# registers none, silently: requests is checked here by name.
+SERVER_MODULES = ("starlette", "uvicorn", "python_multipart", "requests")
+
+
+def require_server_modules() -> None:
+    """Raise ModuleNotFoundError (with its module's name) if a module serve needs is missing."""
+    for name in SERVER_MODULES:
+        importlib.import_module(name)
 
 
 def create_app(config: DataConfig, actions: bool = True):
@@ -20,20 +31,18 @@ def create_app(config: DataConfig, actions: bool = True):
       metadata read / search / count / delete, upload form, download URL), authorized by
       servey's Bearer JWT (JWT_SECRET_KEY), as in a servey app.
 
-    Our errors are answered as JSON (DataErrorMiddleware).
+    Our errors are answered as JSON (DataErrorMiddleware). A missing dependency raises
+    ImportError: the CLI names it (persisty_data.cli.main).
     """
-    try:
-        from starlette.applications import Starlette
-        from starlette.middleware import Middleware
-        from starlette.requests import Request
-        from starlette.responses import JSONResponse
-        from starlette.routing import BaseRoute, Route
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import BaseRoute, Route
 
-        from persisty_data.factory.hosted_data_store_factory import HostedDataStoreFactory
-        from persisty_data.web.data_store_routes import DataStoreRoutes
-        from persisty_data.web.error_middleware import DataErrorMiddleware
-    except ModuleNotFoundError as exc:
-        raise ConfigurationError(f"serve needs the server extra ({exc}): pip install 'persisty-data[server]'") from None
+    from persisty_data.factory.hosted_data_store_factory import HostedDataStoreFactory
+    from persisty_data.web.data_store_routes import DataStoreRoutes
+    from persisty_data.web.error_middleware import DataErrorMiddleware
 
     factories = config.factories
     names = list(factories)
@@ -66,9 +75,7 @@ def _action_routes(factories) -> list:
 
 
 def serve(config: DataConfig, host: str, port: int, log_level: str, actions: bool = True) -> None:
-    try:
-        import uvicorn
-    except ModuleNotFoundError as exc:
-        raise ConfigurationError(f"serve needs the server extra ({exc}): pip install 'persisty-data[server]'") from None
+    import uvicorn
+
     app = create_app(config, actions)
     uvicorn.run(app, host=host, port=port, log_level=log_level, lifespan="off")
