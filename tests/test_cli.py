@@ -10,19 +10,17 @@ Each command costs a new interpreter, so independent commands run side by side.
 import hashlib
 import json
 import os
-import pty
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional
 
 import httpx
 import pytest
@@ -42,6 +40,7 @@ from tests.s3_backends import (
     server_session,
 )
 from tests.servers import free_port
+from tests.terminal import run_on_a_terminal
 
 SECRET = "cli-test-secret-0123456789abcdef-0123456789"
 BIG = os.urandom(6 * 1024 * 1024 + 123)  # above the progress threshold and one S3 part
@@ -362,35 +361,9 @@ def test_verify_reports_corrupt_items(cli, tmp_path):
     assert "give the prefix once" in failed(results[6], code=2)
 
 
-def run_on_a_terminal(cli: Cli, *args: str) -> Tuple[subprocess.CompletedProcess, str]:
-    """Run a command whose stderr is a terminal (a pty); returns what it drew there."""
-    master, slave = pty.openpty()
-    drawn: List[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                data = os.read(master, 4096)
-            except OSError:  # the other side closed
-                return
-            if not data:
-                return
-            drawn.append(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        result = cli.run(*args, stdout=subprocess.PIPE, stderr=slave, capture_output=False)
-    finally:
-        os.close(slave)
-        reader.join(5)
-        os.close(master)
-    return result, b"".join(drawn).decode()
-
-
 def test_progress_bar_on_a_terminal(cli, tmp_path):
     (tmp_path / "big.bin").write_bytes(BIG)
-    result, drawn = run_on_a_terminal(cli, "put", str(tmp_path / "big.bin"), "files:progress/big.bin")
+    result, drawn = run_on_a_terminal(cli.run, "put", str(tmp_path / "big.bin"), "files:progress/big.bin")
     assert result.returncode == 0 and result.stdout == b""
     assert drawn.startswith("\rprogress/big.bin [") and drawn.endswith("\n"), drawn
     assert "100% 6.0 MiB/6.0 MiB" in drawn, drawn
@@ -530,7 +503,7 @@ def test_form(cli, served):
 
 def test_form_curl_command_on_a_terminal(cli, served):
     (cli.root / "curl me.txt").write_bytes(SMALL)
-    result, drawn = run_on_a_terminal(cli, "form", "files:form/curl me.txt")
+    result, drawn = run_on_a_terminal(cli.run, "form", "files:form/curl me.txt")
     assert result.returncode == 0
     form = json.loads(result.stdout)
     command = drawn.strip()

@@ -5,16 +5,16 @@ piped. Each command is a real process; a terminal is a real pty.
 """
 
 import os
-import pty
 import subprocess
 import sys
-import threading
+from functools import partial
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional
 
 import pytest
 
 from tests.servers import free_port
+from tests.terminal import run_on_a_terminal
 
 SECRET = "cli-environment-secret-0123456789abcdef"
 BIG = os.urandom(6 * 1024 * 1024 + 5)  # above the progress threshold
@@ -56,32 +56,6 @@ def cli_env(**changes: Optional[str]) -> Dict[str, str]:
 def run(workdir: Path, *args: str, env: Optional[Dict[str, str]] = None, **kwargs) -> subprocess.CompletedProcess:
     options = {"cwd": workdir, "env": env or cli_env(), "capture_output": True, "timeout": 120, **kwargs}
     return subprocess.run([sys.executable, "-m", "persisty_data.cli.main", *args], **options)
-
-
-def run_with_terminal_stderr(workdir: Path, *args: str) -> Tuple[subprocess.CompletedProcess, str]:
-    """Run a command whose stderr is a terminal (a pty) and stdout a pipe; returns what it drew."""
-    master, slave = pty.openpty()
-    drawn: List[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # the other side is closed
-                return
-            if not data:
-                return
-            drawn.append(data)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        result = run(workdir, *args, stdout=subprocess.PIPE, stderr=slave, capture_output=False)
-    finally:
-        os.close(slave)
-        reader.join(10)
-        os.close(master)
-    return result, b"".join(drawn).decode()
 
 
 # region: a missing dependency
@@ -135,7 +109,7 @@ def test_cp_between_stores_shows_progress_on_a_terminal(workdir):
     (workdir / "big.bin").write_bytes(BIG)
     assert run(workdir, "put", "big.bin", "files:big.bin").returncode == 0
     for destination in ("chunks:copied.bin", "files:copied.bin"):  # streamed, then the OS copy
-        result, drawn = run_with_terminal_stderr(workdir, "cp", "files:big.bin", destination)
+        result, drawn = run_on_a_terminal(partial(run, workdir), "cp", "files:big.bin", destination)
         assert (result.returncode, result.stdout) == (0, b""), drawn
         assert drawn.startswith("\rcopied.bin [") and drawn.endswith("\n"), drawn
         assert "100% 6.0 MiB/6.0 MiB" in drawn, drawn
@@ -146,7 +120,7 @@ def test_cp_between_stores_shows_progress_on_a_terminal(workdir):
 def test_get_to_a_pipe_shows_progress_on_a_terminal_stderr(workdir):
     (workdir / "big.bin").write_bytes(BIG)
     assert run(workdir, "put", "big.bin", "chunks:big.bin").returncode == 0
-    result, drawn = run_with_terminal_stderr(workdir, "get", "chunks:big.bin", "-")
+    result, drawn = run_on_a_terminal(partial(run, workdir), "get", "chunks:big.bin", "-")
     assert result.returncode == 0 and result.stdout == BIG, drawn
     assert drawn.startswith("\rbig.bin [") and "100% 6.0 MiB/6.0 MiB" in drawn and drawn.endswith("\n"), drawn
 
