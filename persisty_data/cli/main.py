@@ -14,6 +14,8 @@ from typing import List, Optional
 
 from persisty_data import __version__
 from persisty_data.config._settings import MAX_EXPIRY_SECONDS
+from persisty_data.content_types import normalize_content_type
+from persisty_data.errors import MalformedContentTypeError
 
 PROG = "persisty-data"
 
@@ -57,6 +59,14 @@ def _expiry(text: str) -> int:
     if value > MAX_EXPIRY_SECONDS:
         raise argparse.ArgumentTypeError(f"at most {MAX_EXPIRY_SECONDS} seconds (7 days), got {value}")
     return value
+
+
+def _content_type(text: str) -> str:
+    """Parsed before any store is opened: a bad type is a usage error, nothing is written."""
+    try:
+        return normalize_content_type(text)
+    except MalformedContentTypeError:
+        raise argparse.ArgumentTypeError(f"not a content type (type/subtype[; name=value]...): {text!r}") from None
 
 
 def _port(text: str) -> int:
@@ -115,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     put.add_argument("files", nargs="+", metavar="FILE")
     put.add_argument("destination", metavar="STORE:KEY_OR_PREFIX/")
-    put.add_argument("--content-type", metavar="T", help="the content type of every file")
+    put.add_argument("--content-type", type=_content_type, metavar="T", help="the content type of every file")
 
     get = add(
         "get",
@@ -146,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cp.add_argument("source", metavar="SRC")
     cp.add_argument("destination", metavar="DST")
-    cp.add_argument("--content-type", metavar="T", help="the copy's content type (default: the source's)")
+    cp.add_argument(
+        "--content-type", type=_content_type, metavar="T", help="the copy's content type (default: the source's)"
+    )
 
     url = add(
         "url",
@@ -167,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
         "ready-to-run curl command line goes to stderr too.",
     )
     form.add_argument("item", metavar="STORE:KEY")
-    form.add_argument("--content-type", metavar="T", help="bound into the form (default: guessed from the key)")
+    form.add_argument(
+        "--content-type", type=_content_type, metavar="T", help="bound into the form (default: guessed from the key)"
+    )
     form.add_argument("--expires", type=_expiry, metavar="SECONDS", help="default: the store's upload_expiry")
 
     serve = add(
