@@ -1,5 +1,7 @@
 """The one media-type parser (RFC 9110), and the decisions made on what it parses."""
 
+import os
+
 import pytest
 
 from persisty_data.content_types import (
@@ -11,6 +13,9 @@ from persisty_data.content_types import (
     parse_media_type,
     resolve_content_type,
 )
+from persisty_data.directory.directory_data_item import DirectoryDataItem
+from persisty_data.directory.directory_data_store import DirectoryDataStore
+from persisty_data.download_headers import download_headers
 from persisty_data.errors import ContentTypeNotPermittedError, MalformedContentTypeError
 
 VALID = [
@@ -189,3 +194,19 @@ def test_passive_types_are_inline(value):
 @pytest.mark.parametrize("value", ATTACHMENT)
 def test_everything_else_is_an_attachment(value):
     assert not is_inline(value)
+
+
+def test_download_headers_of_a_malformed_stored_type(tmp_path):
+    """A type stored by another tool or an older version is never echoed into a header."""
+    store = DirectoryDataStore(str(tmp_path), name="files")
+    item = store.write_bytes("a/legacy page.png", b"<script>alert(1)</script>", "image/png")
+    path = os.path.join(str(tmp_path), "a", "legacy page.png")
+    legacy = DirectoryDataItem(store, item.key, path, os.stat(path), "image/png,text/html\r\nX: y", item.etag)
+    assert download_headers(legacy) == {
+        "Content-Type": "application/octet-stream",
+        "Content-Disposition": "attachment; filename*=UTF-8''legacy%20page.png",
+    }
+    assert download_headers(item) == {
+        "Content-Type": "image/png",
+        "Content-Disposition": "inline; filename*=UTF-8''legacy%20page.png",
+    }
