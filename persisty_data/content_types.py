@@ -82,7 +82,10 @@ def _parse_media_type(value: str) -> MediaType:
     main, sub = match.group(1).lower(), match.group(2).lower()
     if main == "*" or sub == "*":
         raise MalformedContentTypeError(f"wildcard_is_not_a_content_type:{value!r}")
-    return MediaType(main, sub, _parse_parameters(value, text, match.end()))
+    parsed = MediaType(main, sub, _parse_parameters(value, text, match.end()))
+    if len(str(parsed)) > MAX_CONTENT_TYPE_LENGTH:  # the canonical form is what gets stored
+        raise MalformedContentTypeError(f"longer_than_{MAX_CONTENT_TYPE_LENGTH}_characters")
+    return parsed
 
 
 def _parse_parameters(value: str, text: str, position: int) -> Tuple[Tuple[str, str], ...]:

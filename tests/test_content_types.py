@@ -74,6 +74,7 @@ MALFORMED = [
     "text/html@x",
     'text/"html"',
     "a" * 120 + "/" + "b" * 136,  # longer than 255
+    "a/b" + "".join(f";p{i:02}=1" for i in range(42)),  # 255 characters; more in canonical form
 ]
 
 
