@@ -200,6 +200,6 @@ def is_inline(content_type: str) -> bool:
     if parsed.type in INLINE_FAMILIES:
         return True
     if parsed.essence == "text/plain":
-        charset = parsed.parameter("charset")
-        return bool(charset) and charset.lower() not in _UNSAFE_TEXT_CHARSETS
+        charset = (parsed.parameter("charset") or "").lower()
+        return bool(charset) and charset not in _UNSAFE_TEXT_CHARSETS
     return False
