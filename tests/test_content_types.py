@@ -206,8 +206,25 @@ def test_download_headers_of_a_malformed_stored_type(tmp_path):
     assert download_headers(legacy) == {
         "Content-Type": "application/octet-stream",
         "Content-Disposition": "attachment; filename*=UTF-8''legacy%20page.png",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
     }
-    assert download_headers(item) == {
-        "Content-Type": "image/png",
-        "Content-Disposition": "inline; filename*=UTF-8''legacy%20page.png",
-    }
+    assert download_headers(item)["Content-Disposition"] == "inline; filename*=UTF-8''legacy%20page.png"
+
+
+@pytest.mark.parametrize(
+    "content_type, csp",
+    [
+        ("image/png", "default-src 'none'; sandbox"),
+        ("text/plain; charset=utf-8", "default-src 'none'; sandbox"),
+        ("text/html", "default-src 'none'; sandbox"),
+        # a browser's media document loads the URL again as media: it needs its origin
+        ("audio/wav", "default-src 'none'; media-src 'self'; sandbox allow-same-origin"),
+        ("video/mp4", "default-src 'none'; media-src 'self'; sandbox allow-same-origin"),
+    ],
+)
+def test_every_download_is_sandboxed(tmp_path, content_type, csp):
+    store = DirectoryDataStore(str(tmp_path), name="files")
+    headers = download_headers(store.write_bytes("f", b"x", content_type))
+    assert headers["Content-Security-Policy"] == csp and "allow-scripts" not in csp
+    assert headers["X-Content-Type-Options"] == "nosniff"

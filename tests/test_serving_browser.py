@@ -13,9 +13,11 @@ Chromium (/usr/bin/chromium, apt-get install chromium) is required: without it t
 tests fail, they never skip.
 """
 
+import io
 import os
 import time
 import uuid
+import wave
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -66,6 +68,19 @@ XSLT_XML = (
     b'<?xml version="1.0"?><?xml-stylesheet type="text/xsl" href="#s"?>'
     b'<html xmlns="http://www.w3.org/1999/xhtml"><body><script>pwned(location.href)</script></body></html>'
 )
+
+
+def wav(seconds: int) -> bytes:
+    """A real WAV file: silence, 8 kHz mono."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(8000)
+        audio.writeframes(b"\x00\x00" * 8000 * seconds)
+    return buffer.getvalue()
+
+
 JS = b"document.title='pwned';pwned(location.href)"
 
 
@@ -105,6 +120,7 @@ CASES = [
     Case("html.mp4", "video/mp4", HTML, True),
     Case("html.mp3", "audio/mpeg", HTML, True),
     Case("real.png", "image/png", png(3, 2, (20, 200, 20)), True),
+    Case("real.wav", "audio/wav", wav(seconds=1), True),
 ]
 
 
@@ -243,8 +259,13 @@ def open_download_url(context: BrowserContext, probe: Probe, url: str, case: Cas
             response = page.goto(url, wait_until="load")
             assert response is not None and response.status == 200, (case, response and response.status)
             assert page.title() != "pwned", case
-            if case.name == "real.png":  # a passive type is really shown, CSP or not
+            if case.name == "real.png":  # passive types are really shown, sandboxed or not
                 assert page.evaluate("document.images.length && document.images[0].naturalWidth") == 3
+            if case.name == "real.wav":
+                page.wait_for_function(
+                    "() => { const m = document.querySelector('video, audio'); return m && m.readyState >= 1 }"
+                )
+                assert page.evaluate("document.querySelector('video, audio').duration") == 1
         else:
             with page.expect_download() as downloading:
                 try:

@@ -16,7 +16,7 @@ from persisty_data.download_headers import download_headers
 from persisty_data.errors import PersistyDataError
 from persisty_data.factory.hosted_data_store_factory import HostedDataStoreFactory
 from persisty_data.keys import validate_key
-from persisty_data.web.error_responses import SECURITY_HEADERS, error_response, response_for
+from persisty_data.web.error_responses import error_response, response_for
 from persisty_data.web.hosted_upload import HostedUpload
 
 FEED_BYTES = 1024 * 1024  # request body gathered before a hop to a worker thread
@@ -194,7 +194,6 @@ class DataStoreRoutes:
             "Last-Modified": format_datetime(updated_at, usegmt=True),
             "Accept-Ranges": "bytes",
             "Cache-Control": "private, max-age=0, must-revalidate",
-            **SECURITY_HEADERS,
             **download_headers(item),
         }
         if _not_modified(request, item, etag, updated_at):

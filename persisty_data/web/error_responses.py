@@ -6,16 +6,10 @@ from typing import Optional, Tuple
 from starlette.responses import JSONResponse
 
 from persisty_data import errors
+from persisty_data.download_headers import SECURITY_HEADERS
 
 LOGGER = logging.getLogger(__name__)
 
-# On every response of the hosted routes, whatever it carries: browsers take the content
-# type as given (no sniffing into HTML), and a document opened from it has no origin, runs
-# no script and loads nothing, should a browser ever render one.
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; sandbox",
-}
 
 # Most specific first. UploadRejectedError is 403 as on S3 (a policy refused the upload);
 # malformed requests are 400.

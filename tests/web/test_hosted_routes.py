@@ -28,6 +28,7 @@ from starlette.applications import Starlette
 from persisty_data.chunk.chunk_data_store import ChunkDataStore
 from persisty_data.chunk.sql_store_factory import SqlStoreFactory
 from persisty_data.directory.directory_data_store import DirectoryDataStore
+from persisty_data.download_headers import MEDIA_DOCUMENT_CSP
 from persisty_data.errors import ContentTypeNotPermittedError, InvalidKeyError
 from persisty_data.factory.hosted_data_store_factory import HostedDataStoreFactory, download_message
 from persisty_data.factory.owned_data_store_security import OwnedDataStoreSecurity
@@ -1043,7 +1044,8 @@ def test_content_type_as_stored_and_only_passive_content_inline(site, content_ty
         assert response.status_code in (200, 206)
         assert response.headers["content-type"] == content_type
         assert response.headers["x-content-type-options"] == "nosniff"
-        assert response.headers["content-security-policy"] == "default-src 'none'; sandbox"
+        csp = MEDIA_DOCUMENT_CSP if content_type.startswith(("audio/", "video/")) else "default-src 'none'; sandbox"
+        assert response.headers["content-security-policy"] == csp
         disposition = "inline" if content_type in INLINE else "attachment"
         filename = quote(key.rsplit("/", 1)[-1], safe="")
         assert response.headers["content-disposition"] == f"{disposition}; filename*=UTF-8''{filename}"
