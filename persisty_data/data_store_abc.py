@@ -25,7 +25,7 @@ from persisty.store_meta import StoreMeta
 from schemey.schema import Schema, datetime_schema, int_schema, str_schema
 
 from persisty_data import search
-from persisty_data.content_types import resolve_content_type
+from persisty_data.content_types import parse_media_range, resolve_content_type
 from persisty_data.data_item_abc import DataItemABC
 from persisty_data.data_writer_abc import DataWriterABC
 from persisty_data.errors import (
@@ -33,6 +33,7 @@ from persisty_data.errors import (
     ContentChangedError,
     InvalidSearchError,
     KeyConflictError,
+    MalformedContentTypeError,
     PersistyDataError,
     UnsupportedOperationError,
 )
@@ -100,6 +101,8 @@ def create_data_store_meta(
         raise ConfigurationError("store_name_required")
     if max_item_size is not None and (not isinstance(max_item_size, int) or max_item_size < 0):
         raise ConfigurationError(f"max_item_size_invalid:{max_item_size!r}", store_name=name)
+    if permitted_content_types is not None:
+        permitted_content_types = _permitted_content_types(name, permitted_content_types)
     return DataStoreMeta(
         name=name,
         attrs=data_item_attrs(),
@@ -109,8 +112,26 @@ def create_data_store_meta(
         action_factory=ActionFactory(),
         store_factory=_SameStoreFactory(store),
         max_item_size=max_item_size,
-        permitted_content_types=(tuple(permitted_content_types) if permitted_content_types is not None else None),
+        permitted_content_types=permitted_content_types,
     )
+
+
+def _permitted_content_types(name: str, entries: Tuple[str, ...]) -> Tuple[str, ...]:
+    """
+    The entries parsed as media ranges: a list such as ('image/png,text/html',) would
+    otherwise permit nothing or, matched loosely, too much.
+
+    :raises MalformedContentTypeError: for an entry that is not type/subtype, type/* or */*.
+    """
+    if isinstance(entries, str):
+        raise ConfigurationError("permitted_content_types_must_be_a_sequence_not_a_string", store_name=name)
+    parsed = []
+    for entry in entries:
+        try:
+            parsed.append(parse_media_range(entry))
+        except MalformedContentTypeError as exc:
+            raise MalformedContentTypeError(exc.detail, store_name=name) from None
+    return tuple(parsed)
 
 
 class DataStoreABC(StoreABC[DataItemABC], ABC):

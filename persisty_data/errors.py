@@ -10,7 +10,8 @@ PersistyError (persisty.errors)
     ├── InvalidSearchError       unknown attribute, bad operator, order, page key or limit
     ├── ForbiddenError           the caller may not do this
     ├── ItemTooLargeError        more bytes written than the store's max item size
-    ├── ContentTypeNotPermittedError
+    ├── ContentTypeNotPermittedError  the store does not take this content type
+    │   └── MalformedContentTypeError  not a media type (RFC 9110): no store takes it
     ├── UploadRejectedError      bad / expired signature or policy
     │   └── MalformedUploadError the upload request itself is broken (not multipart...)
     ├── ContentChangedError      the item was replaced or deleted while being read
@@ -78,6 +79,10 @@ class ItemTooLargeError(PersistyDataError):
 
 class ContentTypeNotPermittedError(PersistyDataError):
     code = "content_type_not_permitted"
+
+
+class MalformedContentTypeError(ContentTypeNotPermittedError):
+    code = "malformed_content_type"
 
 
 class UploadRejectedError(PersistyDataError):

@@ -219,6 +219,27 @@ def test_usage_errors(cli):
     assert all(m.startswith("usage: persisty-data") for m in messages)
 
 
+def test_malformed_content_types_are_usage_errors_and_write_nothing(cli, tmp_path):
+    local = tmp_path / "page.png"
+    local.write_bytes(b"<script>alert(1)</script>")
+    results = run_all(
+        lambda: cli.run("put", str(local), "files:types/page.png", "--content-type", "image/png,text/html"),
+        lambda: cli.run("put", "-", "bucket:types/page.png", "--content-type", "image/png text/html", input=b"x"),
+        lambda: cli.run("cp", str(local), "chunks:types/page.png", "--content-type", "image/png;"),
+        lambda: cli.run("form", "files:types/new.png", "--content-type", "image/*"),
+    )
+    for result in results:
+        message = failed(result, 2)
+        assert message.startswith("usage: persisty-data") and "not a content type" in message
+        assert result.stdout == b""
+    assert cli.store("files").read("types/page.png") is None
+    assert cli.store("chunks").read("types/page.png") is None
+    assert cli.s3_store().read("types/page.png") is None
+    canonical = cli.run("put", str(local), "files:types/ok.png", "--content-type", "IMAGE/PNG;Q=1")
+    ok(canonical)
+    assert cli.store("files").read("types/ok.png").content_type == "image/png; q=1"
+
+
 def test_error_paths(cli, tmp_path):
     bad_config = tmp_path / "bad.toml"
     bad_config.write_text('[stores.files]\nbackend = "directory"\nroot = "x"\nchunk_size = "big"\n')
@@ -476,7 +497,8 @@ def test_url(cli, served):
     response = httpx.get(hosted_url)
     assert response.status_code == 200 and response.content == b"<h1>hi</h1>"
     assert response.headers["x-content-type-options"] == "nosniff"
-    assert response.headers["content-disposition"].startswith("attachment")  # active content
+    assert response.headers["content-disposition"] == "attachment; filename*=UTF-8''page.html"
+    assert response.headers["content-security-policy"] == "default-src 'none'; sandbox"
     s3_url = ok(s3).stdout.decode().strip()
     assert s3_url.startswith(f"{cli.endpoint}/{cli.bucket}/url/data.bin?") and "X-Amz-Signature=" in s3_url
     response = httpx.get(s3_url)  # presigned by the CLI, served by moto

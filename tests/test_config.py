@@ -415,6 +415,8 @@ BAD_VALUES = [
     ("permitted_content_types", ["image/*", 3], "must contain only strings, got 3"),
     ("permitted_content_types", ["image"], "'image' is not a content type"),
     ("permitted_content_types", ["*/png"], "'*/png' is not a content type"),
+    ("permitted_content_types", ["image/png,text/html"], "'image/png,text/html' is not a content type"),
+    ("permitted_content_types", ["image/png; q=1"], "'image/png; q=1' is not a content type"),
     ("upload_expiry", 0, "must be an integer from 1 to 604800 (seconds), got 0"),
     ("download_expiry", 604801, "must be an integer from 1 to 604800 (seconds), got 604801"),
     ("policy", "open", "must be one of owned, unsecured, internal; got 'open'"),

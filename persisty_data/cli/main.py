@@ -96,6 +96,17 @@ def _duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(f"too long a duration: {text!r}") from None
 
 
+def _content_type(text: str) -> str:
+    """Parsed before any store is opened: a bad type is a usage error, nothing is written."""
+    from persisty_data.content_types import normalize_content_type
+    from persisty_data.errors import MalformedContentTypeError
+
+    try:
+        return normalize_content_type(text)
+    except MalformedContentTypeError:
+        raise argparse.ArgumentTypeError(f"not a content type (type/subtype[; name=value]...): {text!r}") from None
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -152,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     put.add_argument("files", nargs="+", metavar="FILE")
     put.add_argument("destination", metavar="STORE:KEY_OR_PREFIX/")
-    put.add_argument("--content-type", metavar="T", help="the content type of every file")
+    put.add_argument("--content-type", type=_content_type, metavar="T", help="the content type of every file")
 
     get = add(
         "get",
@@ -183,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cp.add_argument("source", metavar="SRC")
     cp.add_argument("destination", metavar="DST")
-    cp.add_argument("--content-type", metavar="T", help="the copy's content type (default: the source's)")
+    cp.add_argument(
+        "--content-type", type=_content_type, metavar="T", help="the copy's content type (default: the source's)"
+    )
 
     verify = add(
         "verify",
@@ -214,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
         "ready-to-run curl command line goes to stderr too.",
     )
     form.add_argument("item", metavar="STORE:KEY")
-    form.add_argument("--content-type", metavar="T", help="bound into the form (default: guessed from the key)")
+    form.add_argument(
+        "--content-type", type=_content_type, metavar="T", help="bound into the form (default: guessed from the key)"
+    )
     form.add_argument("--expires", type=_expiry, metavar="SECONDS", help="default: the store's upload_expiry")
 
     gc = add(

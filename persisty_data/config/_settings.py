@@ -7,6 +7,8 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from persisty_data.chunk.chunk_data_store import MIN_CHUNK_SIZE
+from persisty_data.content_types import parse_media_range
+from persisty_data.errors import MalformedContentTypeError
 from persisty_data.factory.data_store_factory_abc import MAX_EXPIRY
 from persisty_data.keys import MAX_KEY_BYTES, is_valid_key
 
@@ -24,8 +26,6 @@ MAX_EXPIRY_SECONDS = int(MAX_EXPIRY.total_seconds())
 STORE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _PATH_SEGMENT = r"[A-Za-z0-9._~-]+"
 _PATH_PREFIX = re.compile(rf"^/?({_PATH_SEGMENT}(/{_PATH_SEGMENT})*)?/?$")
-_TOKEN = r"[a-z0-9][a-z0-9!#$&^_.+-]*"  # RFC 6838 restricted names
-_CONTENT_TYPE_ENTRY = re.compile(rf"^(\*/\*|{_TOKEN}/(\*|{_TOKEN}))$")
 SQL_URL = re.compile(r"^(?P<dialect>[A-Za-z][A-Za-z0-9_]*)(\+(?P<driver>[A-Za-z0-9_]+))?://(?P<rest>.*)$", re.DOTALL)
 _SQL_DIALECTS = frozenset({"firebird", "mariadb", "mssql", "mysql", "oracle", "postgresql", "sqlite", "sybase"})
 _TRUE = ("1", "true", "yes", "on")
@@ -130,17 +130,11 @@ def _parse_content_types(value: Any, from_env: bool) -> Tuple[str, ...]:
     for entry in entries:
         if not isinstance(entry, str):
             raise InvalidSetting(f"must contain only strings, got {_describe(entry)}")
-        problem = _content_type_problem(entry.strip())
-        if problem:
-            raise InvalidSetting(problem)
-        result.append(entry.strip().lower())
+        try:
+            result.append(parse_media_range(entry))
+        except MalformedContentTypeError:
+            raise InvalidSetting(f"{entry!r} is not a content type ('type/subtype', 'type/*' or '*/*')") from None
     return tuple(result)
-
-
-def _content_type_problem(entry: str) -> Optional[str]:
-    if not _CONTENT_TYPE_ENTRY.match(entry.lower()):
-        return f"{entry!r} is not a content type ('type/subtype', 'type/*' or '*/*')"
-    return None
 
 
 def _http_url(path_allowed: bool) -> Callable[[str], Optional[str]]:

@@ -20,34 +20,6 @@ DEFAULT_UPLOAD_EXPIRY = timedelta(minutes=15)
 DEFAULT_DOWNLOAD_EXPIRY = timedelta(hours=1)
 MAX_EXPIRY = timedelta(days=7)  # SigV4's own limit for presigned requests
 
-# Served as attachments, never rendered inline: they can run script in the viewer's origin.
-ACTIVE_CONTENT_TYPES = frozenset(
-    {
-        "text/html",
-        "application/xhtml+xml",
-        "image/svg+xml",
-        "text/xml",
-        "application/xml",
-        "text/javascript",
-        "application/javascript",
-        "application/x-javascript",
-        "application/ecmascript",
-        "text/ecmascript",
-        "application/pdf",
-        "application/x-shockwave-flash",
-        "text/xsl",
-        "application/xslt+xml",
-        "multipart/x-mixed-replace",
-        "text/vtt",
-        "application/wasm",
-    }
-)
-
-
-def is_active_content(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media in ACTIVE_CONTENT_TYPES or media.endswith("+xml")
-
 
 class DataStoreFactoryABC(ABC):
     """

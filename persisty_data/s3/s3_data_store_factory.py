@@ -3,14 +3,13 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Dict, List
-from urllib.parse import quote
 
 from persisty_data.data_item_abc import DataItemABC
+from persisty_data.download_headers import download_headers
 from persisty_data.factory.data_store_factory_abc import (
     DEFAULT_DOWNLOAD_EXPIRY,
     DEFAULT_UPLOAD_EXPIRY,
     DataStoreFactoryABC,
-    is_active_content,
 )
 from persisty_data.factory.data_store_security_abc import DataStoreSecurityABC
 from persisty_data.factory.owned_data_store_security import OwnedDataStoreSecurity
@@ -26,8 +25,10 @@ class S3DataStoreFactory(DataStoreFactoryABC):
     """
     Upload forms are SigV4 presigned POSTs whose policy binds the exact object key, the
     exact content type, a content-length-range up to the store's max item size (else S3's
-    5 GB POST limit) and an expiry. Download URLs are SigV4 presigned GETs; active content
-    (HTML, SVG, XML, JavaScript...) is served by S3 with Content-Disposition: attachment.
+    5 GB POST limit) and an expiry. Download URLs are SigV4 presigned GETs that make S3
+    answer with the Content-Type and Content-Disposition of download_headers (signed
+    response-content-type / response-content-disposition): whatever the object's own
+    metadata says, only passive content is inline. S3 cannot add nosniff or a CSP.
 
     Objects uploaded through a form carry no sha256 metadata: the store computes their
     etag on first use and saves it back (see S3DataStore).
@@ -65,10 +66,13 @@ class S3DataStoreFactory(DataStoreFactoryABC):
         return UploadForm(url=post["url"], fields=fields, expire_at=expire_at)
 
     def _create_download_url(self, item: DataItemABC, expire_at: datetime) -> str:
-        params = {"Bucket": self.store.bucket, "Key": self.store._s3_key(item.key)}
-        if is_active_content(item.content_type):
-            filename = quote(item.key.rsplit("/", 1)[-1], safe="")
-            params["ResponseContentDisposition"] = f"attachment; filename*=UTF-8''{filename}"
+        headers = download_headers(item)
+        params = {
+            "Bucket": self.store.bucket,
+            "Key": self.store._s3_key(item.key),
+            "ResponseContentType": headers["Content-Type"],
+            "ResponseContentDisposition": headers["Content-Disposition"],
+        }
         with map_s3_errors(item.key):
             return self.store.client.generate_presigned_url(
                 "get_object", Params=params, ExpiresIn=_seconds_until(expire_at)

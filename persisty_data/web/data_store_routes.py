@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from persisty_data.data_item_abc import DataItemABC
+from persisty_data.download_headers import download_headers
 from persisty_data.errors import PersistyDataError
-from persisty_data.factory.data_store_factory_abc import is_active_content
 from persisty_data.factory.hosted_data_store_factory import HostedDataStoreFactory
 from persisty_data.keys import validate_key
 from persisty_data.web.download_stream import keep_cut_short_downloads_out_of_server_logs, stream_body
@@ -46,8 +46,9 @@ class DataStoreRoutes:
       etag in the query).
     - ``GET / HEAD {prefix}/{store}/{key}``: a download, by signed URL (expires and
       signature in the query) or by the caller's own Bearer token. Single byte ranges,
-      ETag / If-None-Match, Last-Modified / If-Modified-Since; always nosniff; active
-      content (HTML, SVG, XML, JavaScript...) as an attachment.
+      ETag / If-None-Match, Last-Modified / If-Modified-Since; Content-Type and
+      Content-Disposition from download_headers (inline only for passive content);
+      nosniff and a sandboxing CSP on every response.
 
     Errors are JSON ``{"error_code", "error_msg"}`` with the status of
     persisty_data.web.error_responses. A download whose item is replaced or deleted
@@ -196,13 +197,9 @@ class DataStoreRoutes:
             "ETag": etag,
             "Last-Modified": format_datetime(updated_at, usegmt=True),
             "Accept-Ranges": "bytes",
-            "X-Content-Type-Options": "nosniff",
             "Cache-Control": "private, max-age=0, must-revalidate",
+            **download_headers(item),
         }
-        if is_active_content(item.content_type):
-            filename = item.key.rsplit("/", 1)[-1]
-            headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
-            headers["Content-Security-Policy"] = "sandbox"
         if _not_modified(request, item, etag, updated_at):
             return Response(status_code=304, headers=headers)
         start, end, status = 0, item.size, 200
@@ -214,7 +211,6 @@ class DataStoreRoutes:
             status = 206
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{item.size}"
         headers["Content-Length"] = str(end - start)
-        headers["Content-Type"] = item.content_type  # exactly as stored: no charset added
         if request.method == "HEAD":
             return Response(status_code=status, headers=headers)
         if end - start <= DOWNLOAD_CHUNK:

@@ -6,8 +6,10 @@ from typing import Optional, Tuple
 from starlette.responses import JSONResponse
 
 from persisty_data import errors
+from persisty_data.download_headers import SECURITY_HEADERS
 
 LOGGER = logging.getLogger(__name__)
+
 
 # Most specific first. UploadRejectedError is 403 as on S3 (a policy refused the upload);
 # malformed requests are 400.
@@ -18,6 +20,7 @@ STATUS_BY_ERROR: Tuple[Tuple[type, int], ...] = (
     (errors.InvalidSearchError, 400),
     (errors.ForbiddenError, 403),
     (errors.ItemTooLargeError, 413),
+    (errors.MalformedContentTypeError, 415),
     (errors.ContentTypeNotPermittedError, 415),
     (errors.MalformedUploadError, 400),
     (errors.UploadRejectedError, 403),
@@ -41,7 +44,7 @@ def error_response(status: int, code: str, message: Optional[str] = None, header
     return JSONResponse(
         {"error_code": code, "error_msg": message or code},
         status_code=status,
-        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store", **(headers or {})},
+        headers={**SECURITY_HEADERS, "Cache-Control": "no-store", **(headers or {})},
     )
 
 

@@ -104,12 +104,54 @@ class TestContentType:
         assert store.read("noext").content_type == "application/octet-stream"
 
     def test_malformed_type_refused(self, store):
-        from persisty_data.errors import ContentTypeNotPermittedError
+        from persisty_data.errors import MalformedContentTypeError
 
-        for bad in ("text/plain\r\nX-Evil: 1", "nonsense", "a" * 300 + "/b"):
-            with pytest.raises(ContentTypeNotPermittedError):
+        store.write_bytes("source", b"x", "text/plain")
+        for bad in MALFORMED_TYPES:
+            with pytest.raises(MalformedContentTypeError):
                 store.write_bytes("bad-type", b"x", bad)
+            with pytest.raises(MalformedContentTypeError):
+                store.get_data_writer("bad-type", bad)
+            with pytest.raises(MalformedContentTypeError):
+                store.write_stream("bad-type", io.BytesIO(b"x"), bad)
+            with pytest.raises(MalformedContentTypeError):
+                store.copy_data_from(store, "source", "bad-type", bad)
         assert store.read("bad-type") is None
+
+    def test_canonical_form_is_stored(self, store):
+        item = store.write_bytes("c.txt", b"x", 'Text/Plain ;Charset="utf-8"')
+        assert item.content_type == store.read("c.txt").content_type == "text/plain; charset=utf-8"
+
+    def test_an_image_only_store_refuses_a_list_that_starts_with_an_image(self, make_store):
+        from persisty_data.errors import ContentTypeNotPermittedError, MalformedContentTypeError
+
+        store = make_store(permitted_content_types=("image/*",))
+        for bad in ("image/png,text/html", "image/png, text/html", "image/png;a=b,text/html", "image/png text/html"):
+            with pytest.raises(MalformedContentTypeError):
+                store.write_bytes("x.png", b"<script>alert(1)</script>", bad)
+        with pytest.raises(ContentTypeNotPermittedError):
+            store.write_bytes("x.png", b"<script>alert(1)</script>", "text/html")
+        assert store.read("x.png") is None
+        assert store.write_bytes("x.png", b"x", "image/png").content_type == "image/png"
+
+    def test_permitted_types_are_parsed_when_the_store_is_made(self, make_store):
+        from persisty_data.errors import MalformedContentTypeError
+
+        for bad in (("image/png,text/html",), ("image",), ("*/png",), ("image/png; q=1",)):
+            with pytest.raises(MalformedContentTypeError):
+                make_store(permitted_content_types=bad)
+        assert make_store(permitted_content_types=(" Image/* ",)).get_meta().permitted_content_types == ("image/*",)
+
+
+MALFORMED_TYPES = (
+    "text/plain\r\nX-Evil: 1",
+    "nonsense",
+    "a" * 300 + "/b",
+    "image/png,text/html",
+    "text/html;",
+    "image/*",
+    'text/plain; charset="utf-8',
+)
 
 
 class TestRanges:

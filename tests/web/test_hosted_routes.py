@@ -28,6 +28,7 @@ from starlette.applications import Starlette
 from persisty_data.chunk.chunk_data_store import ChunkDataStore
 from persisty_data.chunk.sql_store_factory import SqlStoreFactory
 from persisty_data.directory.directory_data_store import DirectoryDataStore
+from persisty_data.download_headers import MEDIA_DOCUMENT_CSP
 from persisty_data.errors import ContentTypeNotPermittedError, InvalidKeyError
 from persisty_data.factory.hosted_data_store_factory import HostedDataStoreFactory, download_message
 from persisty_data.factory.owned_data_store_security import OwnedDataStoreSecurity
@@ -482,6 +483,41 @@ def content_type_not_permitted(site, key):
     )
 
 
+def _any_content_type_form(site, key, content_type):
+    """A form signed by the server that lets the poster choose any content type."""
+    key = key.replace(".txt", ".png")
+    conditions = [{"bucket": "images"}, {"key": key}, ["starts-with", "$Content-Type", ""]]
+    fields = crafted_form(site.images, key, conditions, [("key", key), ("Content-Type", content_type)])
+    return Attack(
+        fields + [file_part(b"<script>alert(1)</script>", "a.png", "image/png")],
+        415,
+        "malformed_content_type",
+        store="images",
+        target=key,
+    )
+
+
+def list_of_types_starting_with_an_image(site, key):
+    """Passed an image/* allowlist, was served inline and ran script in Chromium."""
+    return _any_content_type_form(site, key, "image/png,text/html")
+
+
+def two_types_separated_by_a_space(site, key):
+    return _any_content_type_form(site, key, "image/png text/html")
+
+
+def content_type_with_a_header_break(site, key):
+    return _any_content_type_form(site, key, "image/png\r\nContent-Disposition: inline")
+
+
+def content_type_with_a_bad_parameter(site, key):
+    return _any_content_type_form(site, key, 'image/png; name="x')
+
+
+def wildcard_content_type(site, key):
+    return _any_content_type_form(site, key, "image/*")
+
+
 def other_users_key(site, key):
     target = new_key("bob")
     return Attack(
@@ -732,6 +768,11 @@ ATTACKS: Dict[str, Callable[[Site, str], Attack]] = {
         over_size_with_a_generous_signed_policy,
         under_min_size,
         content_type_not_permitted,
+        list_of_types_starting_with_an_image,
+        two_types_separated_by_a_space,
+        content_type_with_a_header_break,
+        content_type_with_a_bad_parameter,
+        wildcard_content_type,
         other_users_key,
         dot_dot_key,
         dot_dot_key_with_a_signed_policy,
@@ -871,7 +912,8 @@ def test_full_get(site, stored):
     assert parsedate_to_datetime(headers["last-modified"]) == item.updated_at.replace(microsecond=0)
     assert headers["accept-ranges"] == "bytes"
     assert headers["x-content-type-options"] == "nosniff"
-    assert "content-disposition" not in headers
+    assert headers["content-security-policy"] == "default-src 'none'; sandbox"
+    assert headers["content-disposition"] == "attachment; filename*=UTF-8''data.bin"
     assert "content-range" not in headers
 
 
@@ -973,7 +1015,8 @@ def test_if_modified_since(site, stored):
     assert both.status_code == 200
 
 
-ACTIVE = [
+# Served as given (in canonical form) and decided by download_headers: inline only if passive.
+ATTACHMENT = [
     "text/html",
     "text/html; charset=utf-8",
     "application/xhtml+xml",
@@ -983,12 +1026,18 @@ ACTIVE = [
     "text/xml",
     "application/xml",
     "application/rss+xml",
+    "application/pdf",
+    "text/plain",  # no charset: a browser would guess one
+    "text/plain; charset=utf-7",
+    "application/json",
+    "application/octet-stream",
+    "image/x-icon",
 ]
-PASSIVE = ["image/png", "text/plain", "text/plain; charset=ISO-8859-1", "application/json", "application/octet-stream"]
+INLINE = ["image/png", "image/jpeg; q=1", "text/plain; charset=ISO-8859-1", "audio/ogg", "video/mp4"]
 
 
-@pytest.mark.parametrize("content_type", ACTIVE + PASSIVE)
-def test_content_type_as_stored_and_active_content_as_attachment(site, content_type):
+@pytest.mark.parametrize("content_type", ATTACHMENT + INLINE)
+def test_content_type_as_stored_and_only_passive_content_inline(site, content_type):
     key = new_key(suffix=" ü.data")
     site.files.get_store().write_bytes(key, b"<svg onload=alert(1)>", content_type)
     url = site.files.get_download_url(key, ALICE)
@@ -996,13 +1045,11 @@ def test_content_type_as_stored_and_active_content_as_attachment(site, content_t
         assert response.status_code in (200, 206)
         assert response.headers["content-type"] == content_type
         assert response.headers["x-content-type-options"] == "nosniff"
-        if content_type in ACTIVE:
-            filename = quote(key.rsplit("/", 1)[-1], safe="")
-            assert response.headers["content-disposition"] == f"attachment; filename*=UTF-8''{filename}"
-            assert response.headers["content-security-policy"] == "sandbox"
-        else:
-            assert "content-disposition" not in response.headers
-            assert "content-security-policy" not in response.headers
+        csp = MEDIA_DOCUMENT_CSP if content_type.startswith(("audio/", "video/")) else "default-src 'none'; sandbox"
+        assert response.headers["content-security-policy"] == csp
+        disposition = "inline" if content_type in INLINE else "attachment"
+        filename = quote(key.rsplit("/", 1)[-1], safe="")
+        assert response.headers["content-disposition"] == f"{disposition}; filename*=UTF-8''{filename}"
 
 
 def test_active_content_uploaded_through_a_form_downloads_as_attachment(site):

@@ -29,7 +29,7 @@ from starlette.applications import Starlette
 
 from persisty_data.data_store_abc import DataStoreABC
 from persisty_data.directory.directory_data_store import DirectoryDataStore
-from persisty_data.errors import ContentTypeNotPermittedError, InvalidKeyError
+from persisty_data.errors import ContentTypeNotPermittedError, InvalidKeyError, MalformedContentTypeError
 from persisty_data.factory.data_store_factory_abc import DataStoreFactoryABC
 from persisty_data.factory.hosted_data_store_factory import HostedDataStoreFactory
 from persisty_data.factory.owned_data_store_security import OwnedDataStoreSecurity
@@ -294,7 +294,8 @@ def test_form_upload_then_read_by_the_store_by_boto3_and_by_download_url(server)
     assert download.status_code == 200
     assert download.content == content
     assert download.headers["content-type"] == "text/plain"
-    assert "content-disposition" not in download.headers
+    # text/plain without a charset is not known to be passive: an attachment
+    assert download.headers["content-disposition"] == f"attachment; filename*=UTF-8''{key.rsplit('/', 1)[1]}"
 
 
 @pytest.mark.parametrize("status", [200, 201, 204])
@@ -502,6 +503,11 @@ def test_content_types_of_forms(site):
         site.images.get_upload_form(new_key(suffix=".html"), ALICE)
     with pytest.raises(ContentTypeNotPermittedError):
         site.images.get_upload_form(new_key(suffix=".png"), ALICE, content_type="text/html")
+    for malformed in ("image/png,text/html", "image/png text/html", "image/png\r\nx: y", "image/*"):
+        with pytest.raises(MalformedContentTypeError):
+            site.images.get_upload_form(new_key(suffix=".png"), ALICE, content_type=malformed)
+    canonical = site.images.get_upload_form(new_key(suffix=".png"), ALICE, content_type="IMAGE/PNG;Q=1")
+    assert canonical.fields_dict()["Content-Type"] == "image/png; q=1"
     with pytest.raises(InvalidKeyError):
         site.files.get_upload_form("alice/../bob/x.txt", ALICE)
 
@@ -522,7 +528,8 @@ def test_download_url_is_sigv4_and_expires_as_configured(site):
     assert query["X-Amz-SignedHeaders"] == "host"
     assert len(query["X-Amz-Signature"]) == 64
     assert urlsplit(url).path.endswith(f"/{FILES_PREFIX}{key}")
-    assert "response-content-disposition" not in query  # text/plain is not active content
+    assert query["response-content-type"] == "text/plain"
+    assert query["response-content-disposition"] == f"attachment; filename*=UTF-8''{key.rsplit('/', 1)[1]}"
     for expire_in, expected in ((timedelta(seconds=90), "90"), (timedelta(days=30), "604800")):
         # at most 7 days: SigV4's limit
         url = within_one_second(lambda e=expire_in: site.files.get_download_url(key, ALICE, expire_in=e))
@@ -531,11 +538,20 @@ def test_download_url_is_sigv4_and_expires_as_configured(site):
         assert httpx.get(url).content == b"signed"
 
 
-ACTIVE = {"text/html": True, "image/svg+xml": True, "application/javascript": True, "image/png": False}
+# The stored content type -> what the URL makes S3 answer (inline only if passive).
+DOWNLOADS = {
+    "text/html": ("text/html", "attachment"),
+    "image/svg+xml": ("image/svg+xml", "attachment"),
+    "application/javascript": ("application/javascript", "attachment"),
+    "text/plain": ("text/plain", "attachment"),
+    "text/plain;charset=UTF-8": ("text/plain; charset=UTF-8", "inline"),
+    "image/png": ("image/png", "inline"),
+    "video/mp4": ("video/mp4", "inline"),
+}
 
 
-@pytest.mark.parametrize("content_type", list(ACTIVE))
-def test_active_content_downloads_as_an_attachment(site, content_type):
+@pytest.mark.parametrize("content_type", list(DOWNLOADS))
+def test_download_urls_force_content_type_and_disposition(site, content_type):
     key = f"alice/{uuid.uuid4().hex[:8]} page \u00fc.bin"
     content = b"<script>alert(document.domain)</script>"
     if site.mode == "server":  # uploaded by a form, to moto over HTTP
@@ -544,14 +560,37 @@ def test_active_content_downloads_as_an_attachment(site, content_type):
     else:
         site.files.get_store().write_bytes(key, content, content_type)
     url = site.files.get_download_url(key, ALICE)
-    disposition = query_of(url).get("response-content-disposition")
-    expected = f"attachment; filename*=UTF-8''{quote(key.rsplit('/', 1)[1], safe='')}"
-    assert disposition == (expected if ACTIVE[content_type] else None)
+    query = query_of(url)
+    served_type, disposition = DOWNLOADS[content_type]
+    expected = f"{disposition}; filename*=UTF-8''{quote(key.rsplit('/', 1)[1], safe='')}"
+    assert query["response-content-type"] == served_type
+    assert query["response-content-disposition"] == expected
+    assert query["X-Amz-SignedHeaders"] == "host"  # the overrides are in the signed query
     if site.mode == "server":
         response = httpx.get(url)
         assert response.status_code == 200 and response.content == content
-        assert response.headers["content-type"] == content_type
-        assert response.headers.get("content-disposition") == (expected if ACTIVE[content_type] else None)
+        assert response.headers["content-type"] == served_type
+        assert response.headers["content-disposition"] == expected
+
+
+def test_download_urls_override_what_another_tool_stored(server):
+    """An object put by another tool, with its own Content-Type and Content-Disposition:
+    the URL still makes S3 answer with the decision of download_headers."""
+    key = new_key(suffix=".html")
+    s3_key = server.s3_key(server.files, key)
+    server.client.put_object(
+        Bucket=server.bucket,
+        Key=s3_key,
+        Body=b"<script>alert(1)</script>",
+        ContentType="image/png,text/html",
+        ContentDisposition="inline",
+    )
+    url = server.files.get_download_url(key, ALICE)
+    response = httpx.get(url)
+    assert response.status_code == 200
+    # the stored type is malformed: the store falls back to the key's type, served as a file
+    assert response.headers["content-type"] == "text/html"
+    assert response.headers["content-disposition"] == f"attachment; filename*=UTF-8''{key.rsplit('/', 1)[1]}"
 
 
 # endregion

@@ -372,7 +372,9 @@ def test_upload_form_errors(app):
     bad_key = app.client.get(url, params={"key": "alice/../bob/x"}, headers=alice)
     assert bad_key.status_code == 400 and bad_key.json()["error_code"] == "invalid_key"
     bad_type = app.client.get(url, params={"key": new_key(), "content_type": "no-slash"}, headers=alice)
-    assert bad_type.status_code == 415 and bad_type.json()["error_code"] == "content_type_not_permitted"
+    assert bad_type.status_code == 415 and bad_type.json()["error_code"] == "malformed_content_type"
+    listed = app.client.get(url, params={"key": new_key(), "content_type": "image/png,text/html"}, headers=alice)
+    assert listed.status_code == 415 and listed.json()["error_code"] == "malformed_content_type"
     assert app.client.get(url, headers=alice).status_code == 422  # key is required
     typed = app.client.get(url, params={"key": new_key(), "content_type": "image/png"}, headers=alice)
     assert fields_of(typed.json())["Content-Type"] == "image/png"
