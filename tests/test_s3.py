@@ -18,10 +18,13 @@ import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Dict, List, Tuple
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import httpx
 import pytest
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
@@ -56,6 +59,7 @@ from persisty_data.errors import (
     StorageUnavailableError,
 )
 from persisty_data.s3.s3_data_store import MIN_PART_SIZE, S3DataStore
+from persisty_data.s3.s3_data_store_factory import S3DataStoreFactory
 from persisty_data.s3.s3_errors import map_exception, map_s3_errors
 from tests.s3_backends import (
     CREDENTIALS,
@@ -69,6 +73,7 @@ from tests.s3_backends import (
     s3_debris,
     server_client,
 )
+from tests.web.support import ALICE, encode_multipart, form_fields
 
 PART = MIN_PART_SIZE
 
@@ -225,6 +230,61 @@ except ModuleNotFoundError as exc:
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )
         assert "pip install 'persisty-data[s3]'" in out.stdout
+
+
+class TestPresigning:
+    """URLs and forms are SigV4 whatever client the store was given."""
+
+    def test_a_given_clients_urls_and_forms_are_sigv4_and_work(self, server_store):
+        client = server_client()  # default config: boto3 presigns S3 with SigV2 then
+        store = S3DataStore(server_store.bucket, client=client)
+        factory = S3DataStoreFactory(store)
+        store.write_bytes("alice/a.txt", b"signed")
+        url = factory.get_download_url("alice/a.txt", ALICE)
+        assert url.startswith(f"{moto_server_endpoint()}/{store.bucket}/alice/a.txt?")
+        query = parse_qs(urlsplit(url).query)
+        assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+        assert query["X-Amz-Credential"][0].startswith(f"{CREDENTIALS['aws_access_key_id']}/")
+        assert query["X-Amz-Credential"][0].endswith(f"/{REGION}/s3/aws4_request")
+        assert "AWSAccessKeyId" not in query
+        assert httpx.get(url, timeout=30).content == b"signed"
+
+        form = factory.get_upload_form("alice/b.txt", ALICE)
+        fields = form.fields_dict()
+        assert fields["x-amz-algorithm"] == "AWS4-HMAC-SHA256" and "AWSAccessKeyId" not in fields
+        body, content_type = encode_multipart(
+            form_fields(form) + [(form.file_param, ("b.txt", b"posted", "text/plain"))]
+        )
+        response = httpx.post(form.url, content=body, headers={"Content-Type": content_type}, timeout=30)
+        assert response.status_code == 204, response.text
+        assert store.read("alice/b.txt").get_data_reader().read() == b"posted"
+        assert store.client is client  # everything but presigning still goes through it
+
+    def test_the_twin_keeps_the_clients_region_endpoint_config_and_credentials(self):
+        client = boto3.client(
+            "s3",
+            region_name="eu-west-1",
+            endpoint_url="http://storage.example.test:9000",
+            config=Config(s3={"addressing_style": "virtual"}),
+            **CREDENTIALS,
+        )
+        twin = S3DataStore("bucket-x", client=client).presigning_client
+        url = twin.generate_presigned_url("get_object", Params={"Bucket": "bucket-x", "Key": "k"})
+        assert url.startswith("http://bucket-x.storage.example.test:9000/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&")
+        assert "%2Feu-west-1%2Fs3%2Faws4_request" in url
+        # Refreshable credentials (roles, SSO) change in place: the twin must follow.
+        client._request_signer._credentials.access_key = "rotating"
+        url = twin.generate_presigned_url("get_object", Params={"Bucket": "bucket-x", "Key": "k"})
+        assert "X-Amz-Credential=rotating%2F" in url
+
+    def test_aws_endpoints_stay_the_clients(self):
+        client = boto3.client("s3", region_name="eu-central-1", **CREDENTIALS)
+        twin = S3DataStore("bucket-x", client=client).presigning_client
+        assert twin.meta.endpoint_url == client.meta.endpoint_url
+        assert twin.meta.region_name == "eu-central-1"
+
+    def test_a_built_client_presigns_itself(self, store):
+        assert store.presigning_client is store.client
 
 
 class TestWrites:

@@ -239,6 +239,10 @@ class S3DataStore(DataStoreABC):
         self.save_computed_etags = save_computed_etags
         self.publish_by_copy = publish_by_copy
         self._meta = create_data_store_meta(self.name, self, max_item_size, permitted_content_types, batch_size)
+        # Presigned URLs and forms come from a client that signs with SigV4: a given
+        # client's default config presigns with SigV2 (see presigning_client).
+        self._presigning_client: Optional[Any] = None
+        self._presigning_lock = threading.Lock()
         if client is not None:
             if session is not None or endpoint_url is not None or region_name is not None:
                 raise ConfigurationError("pass_a_client_or_client_settings_not_both", store_name=self.name)
@@ -255,6 +259,7 @@ class S3DataStore(DataStoreABC):
                 read_timeout,
                 addressing_style,
             )
+            self._presigning_client = self._client  # built with SigV4 already
         self._conditional_deletes = True
         self._bucket_checked = False
         self._sha256_cache: OrderedDict[Tuple[str, str], str] = OrderedDict()
@@ -267,6 +272,22 @@ class S3DataStore(DataStoreABC):
     def client(self) -> Any:
         """The boto3 S3 client (for maintenance and tests)."""
         return self._client
+
+    @property
+    def presigning_client(self) -> Any:
+        """
+        A client like ``client`` that presigns URLs and POST forms with SigV4. A boto3
+        client whose config names no signature version presigns S3 requests with SigV2,
+        for backwards compatibility: SigV2 signs fewer parameters (no response headers
+        overrides) and some regions and S3-compatible servers refuse it. So a given client
+        gets a twin with the same credentials object (refreshed credentials stay shared),
+        region, endpoint and config, plus signature_version="s3v4"; built once, on first use.
+        """
+        with self._presigning_lock:
+            if self._presigning_client is None:
+                with self._errors():
+                    self._presigning_client = _sigv4_twin(self._client)
+            return self._presigning_client
 
     # region: keys
     def _s3_key(self, key: str) -> str:
@@ -959,6 +980,30 @@ def _build_client(
             return session.client("s3", endpoint_url=endpoint_url, region_name=region_name, config=Config(**options))
         except ValueError as exc:  # e.g. a malformed endpoint URL
             raise ConfigurationError(f"invalid_s3_client_settings:{exc}", store_name=store_name) from exc
+
+
+def _sigv4_twin(client: Any) -> Any:
+    """A client like the given one (credentials, region, endpoint, config) that signs with SigV4."""
+    import boto3
+    from botocore.config import Config
+
+    meta = client.meta
+    # Placeholder keys, replaced below: they spare a walk of the credential chain.
+    options: Dict[str, Any] = dict(
+        region_name=meta.region_name,
+        config=meta.config.merge(Config(signature_version="s3v4")),
+        aws_access_key_id="replaced",
+        aws_secret_access_key="replaced",
+    )
+    session = boto3.session.Session()
+    twin = session.client("s3", **options)
+    if twin.meta.endpoint_url != meta.endpoint_url:
+        # The given client was pointed at its own endpoint (MinIO, moto, a proxy...).
+        twin = session.client("s3", endpoint_url=meta.endpoint_url, **options)
+    # botocore has no public accessor for a client's credentials. Sharing the object
+    # (rather than copying keys) keeps refreshable credentials (roles, SSO) refreshing.
+    twin._request_signer._credentials = client._request_signer._credentials
+    return twin
 
 
 def _check_prefix(prefix: str, store_name: str) -> str:

@@ -54,7 +54,7 @@ class S3DataStoreFactory(DataStoreFactoryABC):
         conditions: List = [{"Content-Type": content_type}, ["content-length-range", 0, max_size]]
         conditions.extend({name: value} for name, value in extra_fields.items())
         with map_s3_errors(key):
-            post = self.store.client.generate_presigned_post(
+            post = self.store.presigning_client.generate_presigned_post(
                 Bucket=self.store.bucket,
                 Key=s3_key,
                 Fields={"Content-Type": content_type, **extra_fields},
@@ -70,7 +70,7 @@ class S3DataStoreFactory(DataStoreFactoryABC):
             filename = quote(item.key.rsplit("/", 1)[-1], safe="")
             params["ResponseContentDisposition"] = f"attachment; filename*=UTF-8''{filename}"
         with map_s3_errors(item.key):
-            return self.store.client.generate_presigned_url(
+            return self.store.presigning_client.generate_presigned_url(
                 "get_object", Params=params, ExpiresIn=_seconds_until(expire_at)
             )
 
