@@ -5,6 +5,7 @@ copies, interop with plain boto3 and the AWS CLI, and error mapping.
 """
 
 import hashlib
+import http.client
 import http.server
 import io
 import json
@@ -17,7 +18,7 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -72,6 +73,7 @@ from tests.s3_backends import (
     new_bucket_name,
     s3_debris,
     server_client,
+    server_session,
 )
 from tests.web.support import ALICE, encode_multipart, form_fields
 
@@ -570,7 +572,72 @@ class TestWrites:
             assert store.read("v.bin").etag == sha256(pattern(PART + 1))
 
 
+@contextmanager
+def serve_http(handler: type) -> Iterator[str]:
+    """A stdlib HTTP server for handler on 127.0.0.1 at a free port; yields its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+class _IfMatchDroppingProxy(http.server.BaseHTTPRequestHandler):
+    """Forwards every request to the moto server without its If-Match header, as some
+    S3-compatible servers and caching proxies in front of S3 behave."""
+
+    protocol_version = "HTTP/1.1"
+    dropped = 0
+
+    def _forward(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        if self.headers.get("If-Match"):
+            type(self).dropped += 1
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("if-match", "connection")}
+        upstream = urlsplit(moto_server_endpoint())
+        connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+        try:
+            connection.request(self.command, self.path, body=body, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+        finally:
+            connection.close()
+        self.send_response(response.status, response.reason)
+        for name, value in response.getheaders():
+            if name.lower() not in ("transfer-encoding", "connection"):
+                self.send_header(name, value)
+        if response.getheader("Content-Length") is None:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
+
+    def log_message(self, *args):
+        pass
+
+
 class TestReads:
+    def test_an_endpoint_ignoring_if_match_never_serves_newer_content(self, server_store):
+        _IfMatchDroppingProxy.dropped = 0
+        with serve_http(_IfMatchDroppingProxy) as proxy_url:
+            store = S3DataStore(server_store.bucket, endpoint_url=proxy_url, session=server_session())
+            server_store.write_bytes("c.bin", b"version 1")
+            stale = store.read("c.bin")
+            assert stale.read_bytes() == b"version 1"
+            server_store.write_bytes("c.bin", b"version 2")  # same size: no length check catches it
+            for read in (stale.read_bytes, lambda: stale.read_bytes(2, 3), lambda: stale.read_bytes(2, 0)):
+                with pytest.raises(ContentChangedError, match="item_replaced"):
+                    read()
+            assert _IfMatchDroppingProxy.dropped >= 4  # the server never saw an If-Match
+            assert store.read("c.bin").read_bytes() == b"version 2"
+
     def test_range_read_sends_a_range_header_for_just_those_bytes(self, store):
         data = pattern(3 * 1024 * 1024)
         item = store.write_bytes("r.bin", data)

@@ -321,15 +321,32 @@ class S3DataStore(DataStoreABC):
             params["IfMatch"] = if_match
         if version_id is not None:
             params["VersionId"] = version_id
-        with map_s3_errors(s3_key[len(self.prefix) :], self.name, params["Bucket"]):
+        key = s3_key[len(self.prefix) :]
+        with map_s3_errors(key, self.name, params["Bucket"]):
             try:
-                return self._client.head_object(**params)  # type: ignore[no-any-return]
+                head: Dict[str, Any] = self._client.head_object(**params)
             except ClientError as exc:
                 if error_code(exc) not in NOT_FOUND_CODES:
                     raise
+            else:
+                if if_match is not None:
+                    self._check_etag(head, if_match, key)
+                return head
         if not self._bucket_checked and params["Bucket"] == self.bucket:
             self._check_bucket()
         return None
+
+    def _check_etag(self, response: Dict[str, Any], expected: str, key: str) -> None:
+        """
+        Raise ContentChangedError unless the response is of the object version with S3
+        ETag expected. If-Match alone is not enough: an endpoint or proxy that ignores it
+        answers with the current version, whatever it is.
+        """
+        etag = response.get("ETag")
+        if not etag:
+            raise StorageError("response_without_etag", key=key, store_name=self.name)
+        if _bare_etag(etag) != _bare_etag(expected):
+            raise ContentChangedError("item_replaced", key=key, store_name=self.name)
 
     def _check_bucket(self) -> None:
         """
@@ -544,6 +561,11 @@ class S3DataStore(DataStoreABC):
         with self._errors(item.key):
             response = self._client.get_object(**params)
         body = response["Body"]
+        try:
+            self._check_etag(response, item.s3_etag, item.key)
+        except PersistyDataError:
+            body.close()
+            raise
         # Some endpoints ignore Range and send everything: never pass that off as the range.
         content_range = response.get("ContentRange") or ""
         if response.get("ContentLength") != end - start or (
@@ -1029,6 +1051,11 @@ class _Copied(NamedTuple):
     version_id: Optional[str]
     sha256: Optional[str]
     last_modified: Optional[datetime]
+
+
+def _bare_etag(etag: str) -> str:
+    # S3 quotes ETags; some S3-compatible servers and proxies drop the quotes.
+    return etag.strip('"')
 
 
 def _utc_seconds(value: datetime) -> datetime:
