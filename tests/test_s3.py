@@ -58,10 +58,12 @@ from persisty_data.errors import (
     PersistyDataError,
     StorageError,
     StorageUnavailableError,
+    UnsupportedOperationError,
 )
 from persisty_data.s3.s3_data_store import MIN_PART_SIZE, S3DataStore
 from persisty_data.s3.s3_data_store_factory import S3DataStoreFactory
 from persisty_data.s3.s3_errors import map_exception, map_s3_errors
+from persisty_data.search import KeyPrefixFilter
 from tests.s3_backends import (
     CREDENTIALS,
     REGION,
@@ -638,6 +640,21 @@ class TestReads:
             assert _IfMatchDroppingProxy.dropped >= 4  # the server never saw an If-Match
             assert store.read("c.bin").read_bytes() == b"version 2"
 
+    def test_an_item_keeps_what_its_read_learnt_once_replaced(self, store):
+        # Objects from another tool carry no hash: items learn it when first used.
+        for key in ("read.txt", "listed/b.txt"):
+            store.client.put_object(Bucket=store.bucket, Key=key, Body=b"first", ContentType="text/plain")
+        read = store.read("read.txt")
+        (listed,) = store.search_all(KeyPrefixFilter("listed/"))
+        for item in (read, listed):
+            assert item.read_bytes() == b"first"
+            store.client.put_object(Bucket=store.bucket, Key=item.key, Body=b"second", ContentType="text/csv")
+            assert item.etag == sha256(b"first")
+            assert item.content_type == "text/plain"
+        wire = Wire(store.client)
+        assert store.read("read.txt").etag == sha256(b"second")  # the new version: hashed anew
+        assert wire.count("GetObject") == 1
+
     def test_range_read_sends_a_range_header_for_just_those_bytes(self, store):
         data = pattern(3 * 1024 * 1024)
         item = store.write_bytes("r.bin", data)
@@ -1003,6 +1020,30 @@ class _ThrottlingHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _NotImplementedHandler(http.server.BaseHTTPRequestHandler):
+    """An S3-compatible endpoint that implements nothing: 501 NotImplemented to everything."""
+
+    requests = 0
+
+    def _answer(self):
+        type(self).requests += 1
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = b"<Error><Code>NotImplemented</Code><Message>Not implemented here.</Message></Error>"
+        self.send_response(501)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
 class TestErrors:
     EXPECTED = [
         (ClientError({"Error": {"Code": "NoSuchBucket"}}, "HeadObject"), ConfigurationError),
@@ -1052,6 +1093,16 @@ class TestErrors:
         (
             ClientError({"Error": {"Code": "Weird"}, "ResponseMetadata": {"HTTPStatusCode": 502}}, "PutObject"),
             StorageUnavailableError,
+        ),
+        (
+            ClientError(
+                {"Error": {"Code": "NotImplemented"}, "ResponseMetadata": {"HTTPStatusCode": 501}}, "PutObjectTagging"
+            ),
+            UnsupportedOperationError,
+        ),
+        (
+            ClientError({"Error": {"Code": "501"}, "ResponseMetadata": {"HTTPStatusCode": 501}}, "HeadObject"),
+            UnsupportedOperationError,
         ),
         (ClientError({"Error": {"Code": "PreconditionFailed"}}, "GetObject"), ContentChangedError),
         (ClientError({"Error": {"Code": "412"}}, "HeadObject"), ContentChangedError),
@@ -1139,6 +1190,23 @@ class TestErrors:
         finally:
             server.shutdown()
             server.server_close()
+
+    def test_not_implemented_is_unsupported_and_never_retried(self):
+        _NotImplementedHandler.requests = 0
+        with serve_http(_NotImplementedHandler) as url:
+            built = S3DataStore("bucket-x", endpoint_url=url, session=server_session(), max_attempts=3)
+            given = S3DataStore("bucket-x", client=server_session().client("s3", endpoint_url=url))  # legacy retries
+            for store in (built, given):
+                for action in (
+                    lambda s=store: s.read("x"),
+                    lambda s=store: s.write_bytes("x", b"1"),
+                    lambda s=store: list(s.search_all()),
+                    lambda s=store: s.delete("x"),
+                ):
+                    before = _NotImplementedHandler.requests
+                    with pytest.raises(UnsupportedOperationError, match="s3_not_implemented"):
+                        action()
+                    assert _NotImplementedHandler.requests == before + 1  # permanent: asked once
 
     def test_missing_bucket_is_a_configuration_error(self, server_store):
         store = S3DataStore(

@@ -139,6 +139,7 @@ S3_MAX_KEY_BYTES = 1024
 LIST_PAGE_SIZE = 1000  # S3's maximum MaxKeys
 READ_CHUNK_SIZE = 256 * 1024
 HASH_BUFFER_SIZE = 1024 * 1024
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 DELETE_ATTEMPTS = 5
 READ_ATTEMPTS = 3
 SHA256_CACHE_SIZE = 4096
@@ -509,17 +510,18 @@ class S3DataStore(DataStoreABC):
 
     def _compute_sha256(self, item: S3DataItem, head: Dict[str, Any]) -> str:
         """Hash an object written without x-amz-meta-sha256 (once), and save the hash."""
-        digest = hashlib.sha256()
-        with self._open_reader(item, 0, item.size) as reader:
-            buffer = bytearray(HASH_BUFFER_SIZE)
-            view = memoryview(buffer)
-            while True:
-                count = reader.readinto(view)
-                if not count:
-                    break
-                digest.update(view[:count])
-        sha256 = digest.hexdigest()
-        self._cache_sha256(item, sha256)
+        if item.size == 0:
+            sha256 = EMPTY_SHA256
+            self._resolve_etag(item, sha256)
+        else:
+            # A full read of an item without a known hash hashes it (see _open_reader).
+            with self._open_reader(item, 0, item.size) as reader:
+                view = memoryview(bytearray(HASH_BUFFER_SIZE))
+                while reader.readinto(view):
+                    pass
+            sha256 = item._etag
+            if sha256 is None:
+                raise StorageError("content_ended_early", key=item.key, store_name=self.name)
         if self.save_computed_etags and _version_id(head) is None:
             self._save_sha256(item, head, sha256)
         return sha256
@@ -577,15 +579,34 @@ class S3DataStore(DataStoreABC):
                 key=item.key,
                 store_name=self.name,
             )
-        return buffered(IterReader(self._iter_body(body, item.key), on_close=body.close))
+        # The response describes the very version the item names: whatever it tells is
+        # the item's for good, so a later replacement cannot make the item unreadable.
+        self._fill_from_head(item, response)
+        digest = hashlib.sha256() if item._etag is None and not ranged else None
+        return buffered(IterReader(self._iter_body(body, item, end - start, digest), on_close=body.close))
 
-    def _iter_body(self, body: Any, key: str) -> Iterator[bytes]:
-        with self._errors(key):
+    def _iter_body(self, body: Any, item: S3DataItem, length: int, digest: Optional[Any]) -> Iterator[bytes]:
+        """
+        The body in pieces. With a digest (a full read of an item whose hash is not known
+        yet), the item's etag is set from the bytes once all of them have arrived.
+        """
+        received = 0
+        with self._errors(item.key):
             while True:
                 data = body.read(READ_CHUNK_SIZE)
                 if not data:
                     return
+                received += len(data)
+                if digest is not None:
+                    digest.update(data)
+                    if received == length:
+                        self._resolve_etag(item, digest.hexdigest())
                 yield data
+
+    def _resolve_etag(self, item: S3DataItem, sha256: str) -> None:
+        self._cache_sha256(item, sha256)
+        if item._etag is None:
+            item._etag = sha256
 
     # endregion
 
