@@ -56,8 +56,12 @@ Design notes (the choices S3 forces, and why):
   backends.
 
 - Reads stream the body with If-Match = the item's S3 ETag (a replaced or deleted object
-  gives ContentChangedError, never a mix of versions); a range read sends a Range header
-  for just those bytes, and the response length is checked.
+  gives ContentChangedError, never a mix of versions), and the response's ETag must be
+  that ETag too: some endpoints and proxies ignore If-Match. A range read sends a Range
+  header for just those bytes, and the response length is checked. The response's
+  content type and sha256 metadata belong to the item's version, so a read fills what
+  the item did not know; a full read of an object without a known hash hashes the bytes
+  as they stream. Once read, an item's etag never depends on the object still being there.
 
 - Delete: DeleteObject answers 204 whether or not there was an object, so the store
   HEADs first and deletes with If-Match = that ETag (S3 conditional deletes). Of two
@@ -177,6 +181,7 @@ class S3DataStore(DataStoreABC):
     (``endpoint_url`` for MinIO / moto / other S3-compatible servers, ``region_name``;
     credentials come from the usual boto3 chain or the session). Clients built here sign
     with SigV4 and use botocore's standard retry mode (``max_attempts`` tries in all).
+    A given client is used as is, but for presigning (see presigning_client).
 
     ``part_size`` (default 8 MiB, at least S3's 5 MiB) is both the largest content sent
     in one PutObject and the multipart part size. ``max_concurrency`` (default 4) parts
