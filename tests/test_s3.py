@@ -5,6 +5,7 @@ copies, interop with plain boto3 and the AWS CLI, and error mapping.
 """
 
 import hashlib
+import http.client
 import http.server
 import io
 import json
@@ -17,11 +18,14 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Tuple
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
+import httpx
 import pytest
 from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
@@ -54,9 +58,12 @@ from persisty_data.errors import (
     PersistyDataError,
     StorageError,
     StorageUnavailableError,
+    UnsupportedOperationError,
 )
 from persisty_data.s3.s3_data_store import MIN_PART_SIZE, S3DataStore
+from persisty_data.s3.s3_data_store_factory import S3DataStoreFactory
 from persisty_data.s3.s3_errors import map_exception, map_s3_errors
+from persisty_data.search import KeyPrefixFilter
 from tests.s3_backends import (
     CREDENTIALS,
     REGION,
@@ -68,7 +75,9 @@ from tests.s3_backends import (
     new_bucket_name,
     s3_debris,
     server_client,
+    server_session,
 )
+from tests.web.support import ALICE, encode_multipart, form_fields
 
 PART = MIN_PART_SIZE
 
@@ -225,6 +234,61 @@ except ModuleNotFoundError as exc:
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )
         assert "pip install 'persisty-data[s3]'" in out.stdout
+
+
+class TestPresigning:
+    """URLs and forms are SigV4 whatever client the store was given."""
+
+    def test_a_given_clients_urls_and_forms_are_sigv4_and_work(self, server_store):
+        client = server_client()  # default config: boto3 presigns S3 with SigV2 then
+        store = S3DataStore(server_store.bucket, client=client)
+        factory = S3DataStoreFactory(store)
+        store.write_bytes("alice/a.txt", b"signed")
+        url = factory.get_download_url("alice/a.txt", ALICE)
+        assert url.startswith(f"{moto_server_endpoint()}/{store.bucket}/alice/a.txt?")
+        query = parse_qs(urlsplit(url).query)
+        assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+        assert query["X-Amz-Credential"][0].startswith(f"{CREDENTIALS['aws_access_key_id']}/")
+        assert query["X-Amz-Credential"][0].endswith(f"/{REGION}/s3/aws4_request")
+        assert "AWSAccessKeyId" not in query
+        assert httpx.get(url, timeout=30).content == b"signed"
+
+        form = factory.get_upload_form("alice/b.txt", ALICE)
+        fields = form.fields_dict()
+        assert fields["x-amz-algorithm"] == "AWS4-HMAC-SHA256" and "AWSAccessKeyId" not in fields
+        body, content_type = encode_multipart(
+            form_fields(form) + [(form.file_param, ("b.txt", b"posted", "text/plain"))]
+        )
+        response = httpx.post(form.url, content=body, headers={"Content-Type": content_type}, timeout=30)
+        assert response.status_code == 204, response.text
+        assert store.read("alice/b.txt").get_data_reader().read() == b"posted"
+        assert store.client is client  # everything but presigning still goes through it
+
+    def test_the_twin_keeps_the_clients_region_endpoint_config_and_credentials(self):
+        client = boto3.client(
+            "s3",
+            region_name="eu-west-1",
+            endpoint_url="http://storage.example.test:9000",
+            config=Config(s3={"addressing_style": "virtual"}),
+            **CREDENTIALS,
+        )
+        twin = S3DataStore("bucket-x", client=client).presigning_client
+        url = twin.generate_presigned_url("get_object", Params={"Bucket": "bucket-x", "Key": "k"})
+        assert url.startswith("http://bucket-x.storage.example.test:9000/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&")
+        assert "%2Feu-west-1%2Fs3%2Faws4_request" in url
+        # Refreshable credentials (roles, SSO) change in place: the twin must follow.
+        client._request_signer._credentials.access_key = "rotating"
+        url = twin.generate_presigned_url("get_object", Params={"Bucket": "bucket-x", "Key": "k"})
+        assert "X-Amz-Credential=rotating%2F" in url
+
+    def test_aws_endpoints_stay_the_clients(self):
+        client = boto3.client("s3", region_name="eu-central-1", **CREDENTIALS)
+        twin = S3DataStore("bucket-x", client=client).presigning_client
+        assert twin.meta.endpoint_url == client.meta.endpoint_url
+        assert twin.meta.region_name == "eu-central-1"
+
+    def test_a_built_client_presigns_itself(self, store):
+        assert store.presigning_client is store.client
 
 
 class TestWrites:
@@ -510,7 +574,87 @@ class TestWrites:
             assert store.read("v.bin").etag == sha256(pattern(PART + 1))
 
 
+@contextmanager
+def serve_http(handler: type) -> Iterator[str]:
+    """A stdlib HTTP server for handler on 127.0.0.1 at a free port; yields its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+class _IfMatchDroppingProxy(http.server.BaseHTTPRequestHandler):
+    """Forwards every request to the moto server without its If-Match header, as some
+    S3-compatible servers and caching proxies in front of S3 behave."""
+
+    protocol_version = "HTTP/1.1"
+    dropped = 0
+
+    def _forward(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        if self.headers.get("If-Match"):
+            type(self).dropped += 1
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("if-match", "connection")}
+        upstream = urlsplit(moto_server_endpoint())
+        connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=30)
+        try:
+            connection.request(self.command, self.path, body=body, headers=headers)
+            response = connection.getresponse()
+            data = response.read()
+        finally:
+            connection.close()
+        self.send_response(response.status, response.reason)
+        for name, value in response.getheaders():
+            if name.lower() not in ("transfer-encoding", "connection"):
+                self.send_header(name, value)
+        if response.getheader("Content-Length") is None:
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
+
+    def log_message(self, *args):
+        pass
+
+
 class TestReads:
+    def test_an_endpoint_ignoring_if_match_never_serves_newer_content(self, server_store):
+        _IfMatchDroppingProxy.dropped = 0
+        with serve_http(_IfMatchDroppingProxy) as proxy_url:
+            store = S3DataStore(server_store.bucket, endpoint_url=proxy_url, session=server_session())
+            server_store.write_bytes("c.bin", b"version 1")
+            stale = store.read("c.bin")
+            assert stale.read_bytes() == b"version 1"
+            server_store.write_bytes("c.bin", b"version 2")  # same size: no length check catches it
+            for read in (stale.read_bytes, lambda: stale.read_bytes(2, 3), lambda: stale.read_bytes(2, 0)):
+                with pytest.raises(ContentChangedError, match="item_replaced"):
+                    read()
+            assert _IfMatchDroppingProxy.dropped >= 4  # the server never saw an If-Match
+            assert store.read("c.bin").read_bytes() == b"version 2"
+
+    def test_an_item_keeps_what_its_read_learnt_once_replaced(self, store):
+        # Objects from another tool carry no hash: items learn it when first used.
+        for key in ("read.txt", "listed/b.txt"):
+            store.client.put_object(Bucket=store.bucket, Key=key, Body=b"first", ContentType="text/plain")
+        read = store.read("read.txt")
+        (listed,) = store.search_all(KeyPrefixFilter("listed/"))
+        for item in (read, listed):
+            assert item.read_bytes() == b"first"
+            store.client.put_object(Bucket=store.bucket, Key=item.key, Body=b"second", ContentType="text/csv")
+            assert item.etag == sha256(b"first")
+            assert item.content_type == "text/plain"
+        wire = Wire(store.client)
+        assert store.read("read.txt").etag == sha256(b"second")  # the new version: hashed anew
+        assert wire.count("GetObject") == 1
+
     def test_range_read_sends_a_range_header_for_just_those_bytes(self, store):
         data = pattern(3 * 1024 * 1024)
         item = store.write_bytes("r.bin", data)
@@ -876,6 +1020,30 @@ class _ThrottlingHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _NotImplementedHandler(http.server.BaseHTTPRequestHandler):
+    """An S3-compatible endpoint that implements nothing: 501 NotImplemented to everything."""
+
+    requests = 0
+
+    def _answer(self):
+        type(self).requests += 1
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = b"<Error><Code>NotImplemented</Code><Message>Not implemented here.</Message></Error>"
+        self.send_response(501)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
 class TestErrors:
     EXPECTED = [
         (ClientError({"Error": {"Code": "NoSuchBucket"}}, "HeadObject"), ConfigurationError),
@@ -925,6 +1093,16 @@ class TestErrors:
         (
             ClientError({"Error": {"Code": "Weird"}, "ResponseMetadata": {"HTTPStatusCode": 502}}, "PutObject"),
             StorageUnavailableError,
+        ),
+        (
+            ClientError(
+                {"Error": {"Code": "NotImplemented"}, "ResponseMetadata": {"HTTPStatusCode": 501}}, "PutObjectTagging"
+            ),
+            UnsupportedOperationError,
+        ),
+        (
+            ClientError({"Error": {"Code": "501"}, "ResponseMetadata": {"HTTPStatusCode": 501}}, "HeadObject"),
+            UnsupportedOperationError,
         ),
         (ClientError({"Error": {"Code": "PreconditionFailed"}}, "GetObject"), ContentChangedError),
         (ClientError({"Error": {"Code": "412"}}, "HeadObject"), ContentChangedError),
@@ -1013,6 +1191,23 @@ class TestErrors:
             server.shutdown()
             server.server_close()
 
+    def test_not_implemented_is_unsupported_and_never_retried(self):
+        _NotImplementedHandler.requests = 0
+        with serve_http(_NotImplementedHandler) as url:
+            built = S3DataStore("bucket-x", endpoint_url=url, session=server_session(), max_attempts=3)
+            given = S3DataStore("bucket-x", client=server_session().client("s3", endpoint_url=url))  # legacy retries
+            for store in (built, given):
+                for action in (
+                    lambda s=store: s.read("x"),
+                    lambda s=store: s.write_bytes("x", b"1"),
+                    lambda s=store: list(s.search_all()),
+                    lambda s=store: s.delete("x"),
+                ):
+                    before = _NotImplementedHandler.requests
+                    with pytest.raises(UnsupportedOperationError, match="s3_not_implemented"):
+                        action()
+                    assert _NotImplementedHandler.requests == before + 1  # permanent: asked once
+
     def test_missing_bucket_is_a_configuration_error(self, server_store):
         store = S3DataStore(
             new_bucket_name(),
@@ -1035,9 +1230,12 @@ class TestErrors:
         iam = boto3.client("iam", region_name=REGION)
         user = f"lister-{new_bucket_name()}"
         iam.create_user(UserName=user)
+        # S3 authorizes ListObjectsV2 as s3:ListBucket (moto up to 5.2.5 too); moto 5.2.6
+        # checks the operation's own name instead. Granting both keeps the test about our
+        # mapping whichever moto is installed: reads, writes and deletes stay denied.
         policy = {
             "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": "*"}],
+            "Statement": [{"Effect": "Allow", "Action": ["s3:ListBucket", "s3:ListObjectsV2"], "Resource": "*"}],
         }
         iam.put_user_policy(UserName=user, PolicyName="list-only", PolicyDocument=json.dumps(policy))
         key = iam.create_access_key(UserName=user)["AccessKey"]

@@ -24,8 +24,10 @@ class S3DataItem(DataItem):
     Key, size and updated_at come from a listing or a HEAD. An item from a listing does
     not know its content type or etag (ListObjectsV2 does not return them): they are
     loaded with one HEAD the first time either is used, so a plain listing costs no
-    request per object. An object written by another tool has no ``x-amz-meta-sha256``;
-    its etag is then computed by streaming the object once (see S3DataStore).
+    request per object; a read fills them from its response (and a full read hashes
+    the content when nothing else tells the etag). Once known, they stay known. An
+    object written by another tool has no ``x-amz-meta-sha256``; its etag is then
+    computed by streaming the object once (see S3DataStore).
 
     s3_etag (S3's own ETag) names the object version this item describes: readers send
     it as If-Match, so they never mix versions.

@@ -56,8 +56,12 @@ Design notes (the choices S3 forces, and why):
   backends.
 
 - Reads stream the body with If-Match = the item's S3 ETag (a replaced or deleted object
-  gives ContentChangedError, never a mix of versions); a range read sends a Range header
-  for just those bytes, and the response length is checked.
+  gives ContentChangedError, never a mix of versions), and the response's ETag must be
+  that ETag too: some endpoints and proxies ignore If-Match. A range read sends a Range
+  header for just those bytes, and the response length is checked. The response's
+  content type and sha256 metadata belong to the item's version, so a read fills what
+  the item did not know; a full read of an object without a known hash hashes the bytes
+  as they stream. Once read, an item's etag never depends on the object still being there.
 
 - Delete: DeleteObject answers 204 whether or not there was an object, so the store
   HEADs first and deletes with If-Match = that ETag (S3 conditional deletes). Of two
@@ -142,6 +146,7 @@ S3_MAX_KEY_BYTES = 1024
 LIST_PAGE_SIZE = 1000  # S3's maximum MaxKeys
 READ_CHUNK_SIZE = 256 * 1024
 HASH_BUFFER_SIZE = 1024 * 1024
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 DELETE_ATTEMPTS = 5
 READ_ATTEMPTS = 3
 SHA256_CACHE_SIZE = 4096
@@ -179,6 +184,7 @@ class S3DataStore(DataStoreABC):
     (``endpoint_url`` for MinIO / moto / other S3-compatible servers, ``region_name``;
     credentials come from the usual boto3 chain or the session). Clients built here sign
     with SigV4 and use botocore's standard retry mode (``max_attempts`` tries in all).
+    A given client is used as is, but for presigning (see presigning_client).
 
     ``part_size`` (default 8 MiB, at least S3's 5 MiB) is both the largest content sent
     in one PutObject and the multipart part size. ``max_concurrency`` (default 4) parts
@@ -242,6 +248,10 @@ class S3DataStore(DataStoreABC):
         self.save_computed_etags = save_computed_etags
         self.publish_by_copy = publish_by_copy
         self._meta = create_data_store_meta(self.name, self, max_item_size, permitted_content_types, batch_size)
+        # Presigned URLs and forms come from a client that signs with SigV4: a given
+        # client's default config presigns with SigV2 (see presigning_client).
+        self._presigning_client: Optional[Any] = None
+        self._presigning_lock = threading.Lock()
         if client is not None:
             if session is not None or endpoint_url is not None or region_name is not None:
                 raise ConfigurationError("pass_a_client_or_client_settings_not_both", store_name=self.name)
@@ -258,6 +268,7 @@ class S3DataStore(DataStoreABC):
                 read_timeout,
                 addressing_style,
             )
+            self._presigning_client = self._client  # built with SigV4 already
         self._conditional_deletes = True
         self._bucket_checked = False
         self._sha256_cache: OrderedDict[Tuple[str, str], str] = OrderedDict()
@@ -270,6 +281,22 @@ class S3DataStore(DataStoreABC):
     def client(self) -> Any:
         """The boto3 S3 client (for maintenance and tests)."""
         return self._client
+
+    @property
+    def presigning_client(self) -> Any:
+        """
+        A client like ``client`` that presigns URLs and POST forms with SigV4. A boto3
+        client whose config names no signature version presigns S3 requests with SigV2,
+        for backwards compatibility: SigV2 signs fewer parameters (no response headers
+        overrides) and some regions and S3-compatible servers refuse it. So a given client
+        gets a twin with the same credentials object (refreshed credentials stay shared),
+        region, endpoint and config, plus signature_version="s3v4"; built once, on first use.
+        """
+        with self._presigning_lock:
+            if self._presigning_client is None:
+                with self._errors():
+                    self._presigning_client = _sigv4_twin(self._client)
+            return self._presigning_client
 
     # region: keys
     def _s3_key(self, key: str) -> str:
@@ -309,15 +336,32 @@ class S3DataStore(DataStoreABC):
             params["ChecksumMode"] = "ENABLED"
         if version_id is not None:
             params["VersionId"] = version_id
-        with map_s3_errors(s3_key[len(self.prefix) :], self.name, params["Bucket"]):
+        key = s3_key[len(self.prefix) :]
+        with map_s3_errors(key, self.name, params["Bucket"]):
             try:
-                return self._client.head_object(**params)
+                head: Dict[str, Any] = self._client.head_object(**params)
             except ClientError as exc:
                 if error_code(exc) not in NOT_FOUND_CODES:
                     raise
+            else:
+                if if_match is not None:
+                    self._check_etag(head, if_match, key)
+                return head
         if not self._bucket_checked and params["Bucket"] == self.bucket:
             self._check_bucket()
         return None
+
+    def _check_etag(self, response: Dict[str, Any], expected: str, key: str) -> None:
+        """
+        Raise ContentChangedError unless the response is of the object version with S3
+        ETag expected. If-Match alone is not enough: an endpoint or proxy that ignores it
+        answers with the current version, whatever it is.
+        """
+        etag = response.get("ETag")
+        if not etag:
+            raise StorageError("response_without_etag", key=key, store_name=self.name)
+        if _bare_etag(etag) != _bare_etag(expected):
+            raise ContentChangedError("item_replaced", key=key, store_name=self.name)
 
     def _check_bucket(self) -> None:
         """
@@ -480,17 +524,18 @@ class S3DataStore(DataStoreABC):
 
     def _compute_sha256(self, item: S3DataItem, head: Dict[str, Any]) -> str:
         """Hash an object written without x-amz-meta-sha256 (once), and save the hash."""
-        digest = hashlib.sha256()
-        with self._open_reader(item, 0, item.size) as reader:
-            buffer = bytearray(HASH_BUFFER_SIZE)
-            view = memoryview(buffer)
-            while True:
-                count = reader.readinto(view)
-                if not count:
-                    break
-                digest.update(view[:count])
-        sha256 = digest.hexdigest()
-        self._cache_sha256(item, sha256)
+        if item.size == 0:
+            sha256 = EMPTY_SHA256
+            self._resolve_etag(item, sha256)
+        else:
+            # A full read of an item without a known hash hashes it (see _open_reader).
+            with self._open_reader(item, 0, item.size) as reader:
+                view = memoryview(bytearray(HASH_BUFFER_SIZE))
+                while reader.readinto(view):
+                    pass
+            sha256 = item._etag
+            if sha256 is None:
+                raise StorageError("content_ended_early", key=item.key, store_name=self.name)
         if self.save_computed_etags and _version_id(head) is None:
             self._save_sha256(item, head, sha256)
         return sha256
@@ -532,6 +577,11 @@ class S3DataStore(DataStoreABC):
         with self._errors(item.key):
             response = self._client.get_object(**params)
         body = response["Body"]
+        try:
+            self._check_etag(response, item.s3_etag, item.key)
+        except PersistyDataError:
+            body.close()
+            raise
         # Some endpoints ignore Range and send everything: never pass that off as the range.
         content_range = response.get("ContentRange") or ""
         if response.get("ContentLength") != end - start or (
@@ -543,15 +593,34 @@ class S3DataStore(DataStoreABC):
                 key=item.key,
                 store_name=self.name,
             )
-        return IterReader(self._iter_body(body, item.key), on_close=body.close)
+        # The response describes the very version the item names: whatever it tells is
+        # the item's for good, so a later replacement cannot make the item unreadable.
+        self._fill_from_head(item, response)
+        digest = hashlib.sha256() if item._etag is None and not ranged else None
+        return IterReader(self._iter_body(body, item, end - start, digest), on_close=body.close)
 
-    def _iter_body(self, body: Any, key: str) -> Iterator[bytes]:
-        with self._errors(key):
+    def _iter_body(self, body: Any, item: S3DataItem, length: int, digest: Optional[Any]) -> Iterator[bytes]:
+        """
+        The body in pieces. With a digest (a full read of an item whose hash is not known
+        yet), the item's etag is set from the bytes once all of them have arrived.
+        """
+        received = 0
+        with self._errors(item.key):
             while True:
                 data = body.read(READ_CHUNK_SIZE)
                 if not data:
                     return
+                received += len(data)
+                if digest is not None:
+                    digest.update(data)
+                    if received == length:
+                        self._resolve_etag(item, digest.hexdigest())
                 yield data
+
+    def _resolve_etag(self, item: S3DataItem, sha256: str) -> None:
+        self._cache_sha256(item, sha256)
+        if item._etag is None:
+            item._etag = sha256
 
     # endregion
 
@@ -1000,6 +1069,30 @@ def _build_client(
             raise ConfigurationError(f"invalid_s3_client_settings:{exc}", store_name=store_name) from exc
 
 
+def _sigv4_twin(client: Any) -> Any:
+    """A client like the given one (credentials, region, endpoint, config) that signs with SigV4."""
+    import boto3
+    from botocore.config import Config
+
+    meta = client.meta
+    # Placeholder keys, replaced below: they spare a walk of the credential chain.
+    options: Dict[str, Any] = dict(
+        region_name=meta.region_name,
+        config=meta.config.merge(Config(signature_version="s3v4")),
+        aws_access_key_id="replaced",
+        aws_secret_access_key="replaced",
+    )
+    session = boto3.session.Session()
+    twin = session.client("s3", **options)
+    if twin.meta.endpoint_url != meta.endpoint_url:
+        # The given client was pointed at its own endpoint (MinIO, moto, a proxy...).
+        twin = session.client("s3", endpoint_url=meta.endpoint_url, **options)
+    # botocore has no public accessor for a client's credentials. Sharing the object
+    # (rather than copying keys) keeps refreshable credentials (roles, SSO) refreshing.
+    twin._request_signer._credentials = client._request_signer._credentials
+    return twin
+
+
 def _check_prefix(prefix: str, store_name: str) -> str:
     """'' or a folder path ending in '/' (one is added if missing)."""
     if not prefix:
@@ -1023,6 +1116,11 @@ class _Copied(NamedTuple):
     version_id: Optional[str]
     sha256: Optional[str]
     last_modified: Optional[datetime]
+
+
+def _bare_etag(etag: str) -> str:
+    # S3 quotes ETags; some S3-compatible servers and proxies drop the quotes.
+    return etag.strip('"')
 
 
 def _utc_seconds(value: datetime) -> datetime:

@@ -55,7 +55,7 @@ class S3DataStoreFactory(DataStoreFactoryABC):
         conditions: List = [{"Content-Type": content_type}, ["content-length-range", 0, max_size]]
         conditions.extend({name: value} for name, value in extra_fields.items())
         with map_s3_errors(key):
-            post = self.store.client.generate_presigned_post(
+            post = self.store.presigning_client.generate_presigned_post(
                 Bucket=self.store.bucket,
                 Key=s3_key,
                 Fields={"Content-Type": content_type, **extra_fields},
@@ -74,7 +74,7 @@ class S3DataStoreFactory(DataStoreFactoryABC):
             "ResponseContentDisposition": headers["Content-Disposition"],
         }
         with map_s3_errors(item.key):
-            return self.store.client.generate_presigned_url(
+            return self.store.presigning_client.generate_presigned_url(
                 "get_object", Params=params, ExpiresIn=_seconds_until(expire_at)
             )
 

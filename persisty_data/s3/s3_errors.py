@@ -43,6 +43,7 @@ from persisty_data.errors import (
     PersistyDataError,
     StorageError,
     StorageUnavailableError,
+    UnsupportedOperationError,
 )
 
 # S3 error codes (and the bare status codes HEAD responses carry, having no body).
@@ -157,6 +158,9 @@ def map_exception(
             cls, detail = ForbiddenError, f"access_denied:{code}"
         elif code in CONFIGURATION_CODES:
             cls, detail = ConfigurationError, f"s3_refused_configuration:{code}"
+        elif code in NOT_IMPLEMENTED_CODES or status == 501:
+            # The endpoint lacks the feature: permanent, unlike the other 5xx.
+            cls, detail = UnsupportedOperationError, f"s3_not_implemented:{code}"
         elif code in UNAVAILABLE_CODES or status == 429 or status >= 500:
             cls, detail = StorageUnavailableError, f"s3_unavailable:{code}"
         elif code in PRECONDITION_CODES:
@@ -196,6 +200,7 @@ def map_s3_errors(
     AccessDenied, AllAccessDisabled, any other 403         ForbiddenError
     bad credentials / token, wrong region, bad bucket      ConfigurationError
     name, no credentials or region in the boto3 chain
+    NotImplemented (501): the endpoint lacks a feature     UnsupportedOperationError
     SlowDown / throttling / 5xx / 429 after the retries,   StorageUnavailableError
     connection refused, timeouts, broken response stream
     PreconditionFailed (412), NoSuchKey (404)              ContentChangedError
