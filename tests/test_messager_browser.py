@@ -22,10 +22,8 @@ either is missing these tests fail, they never skip.
 """
 
 import os
-import struct
 import subprocess
 import uuid
-import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional
@@ -36,10 +34,11 @@ import boto3
 import httpx
 import psycopg2
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from persisty_data.config.data_config import load_config
 from persisty_data.data_store_abc import DataStoreABC
+from tests.browser import chromium, png
 from tests.conftest import POSTGRES_URL
 from tests.servers import listening_socket, port_of, start_moto
 from tests.web.support import ServeyServer
@@ -47,16 +46,6 @@ from tests.web.support import ServeyServer
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = os.path.join(REPO_ROOT, "examples")
 CONFIG = os.path.join(EXAMPLES, "messager", "persisty-data.toml")
-CHROMIUM = os.environ.get("PERSISTY_DATA_TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 PASSWORD = "messager-test-password"
 DATA_SECRET = "messager-test-data-secret-0123456789abcdef"
 REGION = "us-east-1"  # passed as the store's region: AWS_REGION would switch persisty to DynamoDB
@@ -65,17 +54,6 @@ TIMEOUT_MS = 15_000
 expect.set_options(timeout=TIMEOUT_MS)
 PHONE = {"width": 390, "height": 844}
 MAX_SIZE = 10 * 1024 * 1024  # examples/messager/persisty-data.toml
-
-
-def png(width: int, height: int, rgb: tuple) -> bytes:
-    """A real PNG (8-bit RGB, one colour)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 ALICE_PNG = png(3, 2, (220, 40, 40))
@@ -261,14 +239,8 @@ def _backend(backend: str, tmp_path, env: Dict[str, str]):
 # region: the browser
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (scripts/test does it as root)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @dataclass

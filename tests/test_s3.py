@@ -998,50 +998,32 @@ class TestInterop:
             assert wire.count("GetObject") == 0
 
 
-class _ThrottlingHandler(http.server.BaseHTTPRequestHandler):
-    requests = 0
+def _error_endpoint(status: int, code: str, message: str) -> type:
+    """A handler for an S3-compatible endpoint that answers every request with one S3 error;
+    its requests attribute counts what reached it."""
+    body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
 
-    def _answer(self):
-        type(self).requests += 1
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
-        self.send_response(503)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+    class ErrorEndpoint(http.server.BaseHTTPRequestHandler):
+        requests = 0
 
-    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _answer
+        def _answer(self):
+            type(self).requests += 1
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
-    def log_message(self, *args):
-        pass
+        do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _answer
 
+        def log_message(self, *args):
+            pass
 
-class _NotImplementedHandler(http.server.BaseHTTPRequestHandler):
-    """An S3-compatible endpoint that implements nothing: 501 NotImplemented to everything."""
-
-    requests = 0
-
-    def _answer(self):
-        type(self).requests += 1
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        body = b"<Error><Code>NotImplemented</Code><Message>Not implemented here.</Message></Error>"
-        self.send_response(501)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _answer
-
-    def log_message(self, *args):
-        pass
+    return ErrorEndpoint
 
 
 class TestErrors:
@@ -1171,14 +1153,11 @@ class TestErrors:
         assert time.monotonic() - started < 30
 
     def test_throttling_after_retries(self):
-        _ThrottlingHandler.requests = 0
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ThrottlingHandler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
+        throttling = _error_endpoint(503, "SlowDown", "Please reduce your request rate.")
+        with serve_http(throttling) as url:
             store = S3DataStore(
                 "bucket-x",
-                endpoint_url=f"http://127.0.0.1:{server.server_address[1]}",
+                endpoint_url=url,
                 region_name=REGION,
                 session=boto3.session.Session(**CREDENTIALS),
                 max_attempts=2,
@@ -1186,14 +1165,11 @@ class TestErrors:
             with pytest.raises(StorageUnavailableError) as raised:
                 store.write_bytes("x", b"1")
             assert "SlowDown" in str(raised.value)
-            assert _ThrottlingHandler.requests == 2  # botocore's standard mode retried once
-        finally:
-            server.shutdown()
-            server.server_close()
+            assert throttling.requests == 2  # botocore's standard mode retried once
 
     def test_not_implemented_is_unsupported_and_never_retried(self):
-        _NotImplementedHandler.requests = 0
-        with serve_http(_NotImplementedHandler) as url:
+        not_implemented = _error_endpoint(501, "NotImplemented", "Not implemented here.")
+        with serve_http(not_implemented) as url:
             built = S3DataStore("bucket-x", endpoint_url=url, session=server_session(), max_attempts=3)
             given = S3DataStore("bucket-x", client=server_session().client("s3", endpoint_url=url))  # legacy retries
             for store in (built, given):
@@ -1203,10 +1179,10 @@ class TestErrors:
                     lambda s=store: list(s.search_all()),
                     lambda s=store: s.delete("x"),
                 ):
-                    before = _NotImplementedHandler.requests
+                    before = not_implemented.requests
                     with pytest.raises(UnsupportedOperationError, match="s3_not_implemented"):
                         action()
-                    assert _NotImplementedHandler.requests == before + 1  # permanent: asked once
+                    assert not_implemented.requests == before + 1  # permanent: asked once
 
     def test_missing_bucket_is_a_configuration_error(self, server_store):
         store = S3DataStore(

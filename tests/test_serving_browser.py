@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 from playwright.sync_api import Error as PlaywrightError
 from starlette.applications import Starlette
 from starlette.responses import Response
@@ -40,9 +40,9 @@ from persisty_data.s3.s3_data_store import S3DataStore
 from persisty_data.s3.s3_data_store_factory import S3DataStoreFactory
 from persisty_data.upload_form import UploadForm
 from persisty_data.web.data_store_routes import DataStoreRoutes
+from tests.browser import chromium, png
 from tests.s3_backends import REGION, empty_and_delete_bucket, moto_server_endpoint, new_bucket_name, server_session
 from tests.servers import serve
-from tests.test_messager_browser import CHROMIUM, CHROMIUM_ARGS, png
 from tests.web.support import ALICE, AUTHORIZER, encode_multipart, form_fields
 
 SECRET = b"serving-browser-test-secret-0123456789abcdef"
@@ -213,14 +213,8 @@ def site(request, tmp_path) -> Iterator[Site]:
 # region: the browser
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (scripts/test does it as root)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 class Probe:
