@@ -1,11 +1,12 @@
 """Stores binary data as an item row plus fixed-size chunk rows in any persisty store."""
 
 import logging
+import sys
 import threading
 from contextlib import closing, nullcontext
 from datetime import datetime, timedelta, timezone
 from itertools import islice
-from typing import Callable, Generator, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Generator, Iterator, List, Optional, Sequence, Tuple, TypeGuard, Union
 
 from persisty.attr.attr_filter import AttrFilter
 from persisty.attr.attr_filter_op import AttrFilterOp
@@ -31,12 +32,11 @@ from persisty_data.gc_report import GcReport
 from persisty_data.keys import is_valid_key, validate_key
 from persisty_data.search import KeyPrefixFilter
 
-try:
+if TYPE_CHECKING:
     from persisty_data.chunk.sql_table_store import SqlTableStore
-except ModuleNotFoundError:  # pragma: no cover - SQLAlchemy is an optional extra
-    SqlTableStore = None  # type: ignore[assignment,misc]
 
 logger = logging.getLogger(__name__)
+_SQL_TABLE_STORE_MODULE = "persisty_data.chunk.sql_table_store"
 
 DEFAULT_CHUNK_SIZE = 1024 * 1024
 MIN_CHUNK_SIZE = 1024
@@ -121,9 +121,8 @@ class ChunkDataStore(DataStoreABC):
         self._chunk_class = self.chunk_meta.get_stored_dataclass()
         # Both tables on one SQL engine: publish and delete are single transactions.
         self._sql = (
-            SqlTableStore is not None
-            and isinstance(self._item_store, SqlTableStore)
-            and isinstance(self._chunk_store, SqlTableStore)
+            _is_sql_table_store(self._item_store)
+            and _is_sql_table_store(self._chunk_store)
             and self._item_store.fast
             and self._chunk_store.fast
             and self._item_store.engine is self._chunk_store.engine
@@ -611,3 +610,12 @@ def _push_down(search_filter: SearchFilterABC) -> Tuple[SearchFilterABC, bool]:
         else:
             exact = False
     return (And(tuple(pushed)) if pushed else INCLUDE_ALL), exact
+
+
+def _is_sql_table_store(store: StoreABC) -> "TypeGuard[SqlTableStore]":
+    """
+    Looked up, not imported: a SqlTableStore exists only once its module is loaded, and
+    importing it here would load SQLAlchemy for every chunk store, SQL or not.
+    """
+    module = sys.modules.get(_SQL_TABLE_STORE_MODULE)
+    return module is not None and isinstance(store, module.SqlTableStore)

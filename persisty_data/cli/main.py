@@ -18,23 +18,10 @@ from datetime import timedelta
 from typing import List, Optional
 
 from persisty_data import __version__
+from persisty_data.extras import extra_for, missing_module, needs_module_message
 
 PROG = "persisty-data"
 PERSISTY_SECRET_KEY = "PERSISTY_SECRET_KEY"
-# The extra that installs each optional top-level module, for the message when one is missing.
-EXTRA_OF_MODULE = {
-    "sqlalchemy": "sql",
-    "psycopg2": "postgres",
-    "boto3": "s3",
-    "botocore": "s3",
-    "s3transfer": "s3",
-    "starlette": "server",
-    "uvicorn": "server",
-    "python_multipart": "server",
-    "multipart": "server",
-    "requests": "server",
-    "strawberry": "server",
-}
 
 DESCRIPTION = """\
 Work with the data stores of a persisty-data configuration.
@@ -339,16 +326,11 @@ def _give_persisty_a_key() -> None:
 
 def missing_dependency_message(command: str, exc: ImportError) -> str:
     """One line that names the module that is missing and the extra that installs it."""
-    cause = exc.__cause__ if isinstance(exc.__cause__, ImportError) else None  # a store's own hint wraps it
-    module = (exc.name or (cause.name if cause is not None else None) or "").split(".")[0]
-    extra = EXTRA_OF_MODULE.get(module.lower())
+    extra = extra_for(exc)
     if extra is None:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return f"{command}: a dependency failed to import: {detail}"
-    return (
-        f"{command} needs the Python module {module!r}, which is not installed: install the {extra} extra"
-        f" (in a persisty-data checkout: pip install '.[{extra}]')"
-    )
+    return needs_module_message(command, missing_module(exc), extra)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
