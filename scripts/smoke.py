@@ -269,9 +269,7 @@ def check_example(work_dir: str) -> None:
 # region: 2. the extras, one at a time
 BASE_CHECK = """
 import os, sys, tempfile
-from persisty_data.directory.directory_data_store import DirectoryDataStore
-from persisty_data.factory.hosted_data_store_factory import HostedDataStoreFactory
-from persisty_data.config.data_config import load_config
+from persisty_data import DirectoryDataStore, HostedDataStoreFactory, load_config
 store = DirectoryDataStore(tempfile.mkdtemp())
 assert store.write_bytes("a/b.txt", b"base").read_bytes() == b"base"
 print("base: DirectoryDataStore, HostedDataStoreFactory, load_config")
@@ -279,8 +277,7 @@ print("base: DirectoryDataStore, HostedDataStoreFactory, load_config")
 
 SQL_CHECK = """
 import os, tempfile
-from persisty_data.chunk.chunk_data_store import ChunkDataStore
-from persisty_data.chunk.sql_store_factory import SqlStoreFactory
+from persisty_data import ChunkDataStore, SqlStoreFactory
 url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "files.db")
 store = ChunkDataStore("files", SqlStoreFactory(url), chunk_size=64 * 1024)
 data = os.urandom(200 * 1024)
@@ -290,8 +287,7 @@ print("sql: SqlStoreFactory on SQLite")
 
 POSTGRES_CHECK = """
 import os, uuid
-from persisty_data.chunk.chunk_data_store import ChunkDataStore
-from persisty_data.chunk.sql_store_factory import SqlStoreFactory
+from persisty_data import ChunkDataStore, SqlStoreFactory
 factory = SqlStoreFactory(os.environ["SMOKE_POSTGRES"])
 store = ChunkDataStore("smoke_" + uuid.uuid4().hex[:12], factory, chunk_size=64 * 1024)
 try:
@@ -305,8 +301,7 @@ S3_CHECK = """
 import os, urllib.request, uuid
 import boto3
 from persisty.security.store_security import UNSECURED
-from persisty_data.s3.s3_data_store import S3DataStore
-from persisty_data.s3.s3_data_store_factory import S3DataStoreFactory
+from persisty_data import S3DataStore, S3DataStoreFactory
 endpoint = os.environ["SMOKE_S3_ENDPOINT"]
 bucket = "smoke-" + uuid.uuid4().hex[:12]
 boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
