@@ -16,7 +16,7 @@ from persisty.security.store_access import ALL_ACCESS, StoreAccess
 from persisty_data.chunk.chunk_data_store import ChunkDataStore
 from persisty_data.chunk.sql_store_factory import SqlStoreFactory
 from persisty_data.directory.directory_data_store import DirectoryDataStore
-from persisty_data.errors import ConfigurationError, ForbiddenError
+from persisty_data.errors import ConfigurationError, ForbiddenError, UploadExpiredError
 from persisty_data.factory.restrict_access_data_store import RestrictAccessDataStore
 from tests.conformance.helpers import random_bytes
 from tests.s3_backends import REGION, S3MotoBackend, s3_debris
@@ -78,6 +78,21 @@ class TestDirectory:
         assert report.dry_run and report.count == 2 and report.size_in_bytes > 7
         assert sorted(os.path.join(d, n) for d, _, names in os.walk(store.root) for n in names) == before
         assert _summary(store.gc(HOUR)) == _summary(report)
+
+    def test_a_live_writer_survives_a_dry_run_and_loses_its_upload_to_a_real_one(self, store):
+        kept = store.get_data_writer("kept.bin")
+        kept.write(b"first half ")
+        assert [d.kind for d in store.gc(timedelta(0), dry_run=True).removed] == ["temp_file"]
+        kept.write(b"second half")
+        kept.close()
+        assert store.read("kept.bin").read_bytes() == b"first half second half"
+        lost = store.get_data_writer("lost.bin")
+        lost.write(b"partial")
+        assert store.gc(timedelta(0)).count == 1
+        with pytest.raises(UploadExpiredError):
+            lost.close()
+        assert store.read("lost.bin") is None
+        assert store.gc(timedelta(0), dry_run=True).removed == []  # no sidecar, no temp file
 
     @pytest.mark.parametrize("age", AGES_PAST_THE_CALENDAR, ids=["1000000d", "max"])
     def test_an_age_past_the_calendar_removes_nothing(self, store, age):
