@@ -2,7 +2,7 @@
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import BinaryIO, Callable, Iterator, List, Optional, Tuple
 
@@ -388,7 +388,7 @@ class DataStoreABC(StoreABC[DataItemABC], ABC):
         if not isinstance(older_than, timedelta) or older_than < timedelta(0):
             raise ConfigurationError(f"gc_older_than_invalid:{older_than!r}", store_name=self.get_meta().name)
         report = GcReport(self.get_meta().name, dry_run)
-        self._gc(older_than, report)
+        self._gc(min(older_than, _greatest_age()), report)
         return report
 
     def _gc(self, older_than: timedelta, report: GcReport) -> None:  # noqa: B027 - a store without debris
@@ -423,3 +423,11 @@ def _copy_stream(
         writer.write(view[:count])
         if progress is not None:
             progress(count)
+
+
+def _greatest_age() -> timedelta:
+    """
+    The age of the calendar's second year: nothing stored is older, and a cutoff near
+    its first day cannot be computed (datetime raises OverflowError).
+    """
+    return datetime.now(timezone.utc) - datetime(2, 1, 1, tzinfo=timezone.utc)

@@ -16,7 +16,7 @@ from persisty.security.store_access import ALL_ACCESS, StoreAccess
 from persisty_data.chunk.chunk_data_store import ChunkDataStore
 from persisty_data.chunk.sql_store_factory import SqlStoreFactory
 from persisty_data.directory.directory_data_store import DirectoryDataStore
-from persisty_data.errors import ConfigurationError, ForbiddenError
+from persisty_data.errors import ConfigurationError, ForbiddenError, UploadExpiredError
 from persisty_data.factory.restrict_access_data_store import RestrictAccessDataStore
 from tests.conformance.helpers import random_bytes
 from tests.s3_backends import REGION, S3MotoBackend, s3_debris
@@ -24,6 +24,8 @@ from tests.s3_backends import REGION, S3MotoBackend, s3_debris
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOUR = timedelta(hours=1)
 CHUNK = 1024
+# Older than anything stored: the cutoff would fall before the year 1 (OverflowError).
+AGES_PAST_THE_CALENDAR = [timedelta(days=1_000_000), timedelta.max]
 
 
 def _age(path: str, seconds: float) -> None:
@@ -77,6 +79,27 @@ class TestDirectory:
         assert sorted(os.path.join(d, n) for d, _, names in os.walk(store.root) for n in names) == before
         assert _summary(store.gc(HOUR)) == _summary(report)
 
+    def test_a_live_writer_survives_a_dry_run_and_loses_its_upload_to_a_real_one(self, store):
+        kept = store.get_data_writer("kept.bin")
+        kept.write(b"first half ")
+        assert [d.kind for d in store.gc(timedelta(0), dry_run=True).removed] == ["temp_file"]
+        kept.write(b"second half")
+        kept.close()
+        assert store.read("kept.bin").read_bytes() == b"first half second half"
+        lost = store.get_data_writer("lost.bin")
+        lost.write(b"partial")
+        assert store.gc(timedelta(0)).count == 1
+        with pytest.raises(UploadExpiredError):
+            lost.close()
+        assert store.read("lost.bin") is None
+        assert store.gc(timedelta(0), dry_run=True).removed == []  # no sidecar, no temp file
+
+    @pytest.mark.parametrize("age", AGES_PAST_THE_CALENDAR, ids=["1000000d", "max"])
+    def test_an_age_past_the_calendar_removes_nothing(self, store, age):
+        old_temp, young_temp = self._debris(store)
+        assert store.gc(age).removed == []
+        assert os.path.exists(old_temp) and os.path.exists(young_temp)
+
     def test_bad_age_is_refused(self, store):
         with pytest.raises(ConfigurationError):
             store.gc(timedelta(seconds=-1))
@@ -111,6 +134,25 @@ class TestChunk:
         assert store.chunk_store.count() == 3
         assert len(store.read("kept").read_bytes()) == CHUNK * 3
 
+    @pytest.mark.parametrize("age", AGES_PAST_THE_CALENDAR, ids=["1000000d", "max"])
+    def test_an_age_past_the_calendar_removes_nothing(self, store, age):
+        self._crashed_upload(store, "k")
+        chunks = store.chunk_store.count()
+        assert store.gc(age).removed == []
+        assert store.gc(age, dry_run=True).removed == []
+        assert store.remove_orphan_chunks(age) == 0
+        assert store.chunk_store.count() == chunks
+
+    def test_remove_orphan_chunks_refuses_a_negative_age(self, store):
+        """A cutoff in the future would collect the uploads of writers still running."""
+        writer = store.get_data_writer("live")
+        writer.write(random_bytes(CHUNK * (store.write_batch_chunks + 1)))
+        with pytest.raises(ConfigurationError):
+            store.remove_orphan_chunks(timedelta(hours=-1))
+        writer.write(b"tail")
+        writer.close()
+        assert store.read("live").size == CHUNK * (store.write_batch_chunks + 1) + 4
+
 
 class TestS3:
     @pytest.fixture
@@ -141,6 +183,17 @@ class TestS3:
         assert store.gc(HOUR).removed == []
         assert len(s3_debris(store)) == 1
 
+    @pytest.mark.parametrize("age", AGES_PAST_THE_CALENDAR, ids=["1000000d", "max"])
+    def test_an_age_past_the_calendar_removes_nothing(self, store, age):
+        boto3.client("s3", region_name=REGION).put_object(
+            Bucket=store.bucket, Key=".persisty_data/uploads/old", Body=b"x"
+        )
+        assert store.gc(age).removed == []
+        assert store.remove_stale_uploads(age) == 0
+        with pytest.raises(ConfigurationError):
+            store.remove_stale_uploads(timedelta(hours=-1))
+        assert len(s3_debris(store)) == 1
+
 
 class TestRestrictAccess:
     def test_only_unrestricted_access_may_gc(self, tmp_path):
@@ -152,6 +205,8 @@ class TestRestrictAccess:
         limited = RestrictAccessDataStore(store, StoreAccess(delete_filter=EXCLUDE_ALL))
         with pytest.raises(ForbiddenError):
             limited.gc(HOUR)
+        with pytest.raises(ForbiddenError):
+            limited.gc(timedelta.max, dry_run=True)
         assert os.path.exists(debris)
         report = RestrictAccessDataStore(store, ALL_ACCESS).gc(HOUR)
         assert [d.name for d in report.removed] == [".persisty_data/tmp/w-crashed"]

@@ -424,9 +424,7 @@ class ChunkDataStore(DataStoreABC):
         that stalled that long: its close then raises UploadExpiredError). Returns how
         many uploads were removed. gc() does the same and reports what it removed.
         """
-        report = GcReport(self.name, dry_run=False)
-        self._gc(older_than, report)
-        return report.count
+        return self.gc(older_than).count
 
     def _gc(self, older_than: timedelta, report: GcReport) -> None:
         cutoff = _db_time(self._clock() - older_than)

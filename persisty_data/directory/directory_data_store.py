@@ -28,6 +28,7 @@ from persisty_data.errors import (
     ItemTooLargeError,
     KeyConflictError,
     StorageError,
+    UploadExpiredError,
 )
 from persisty_data.gc_report import GcReport
 from persisty_data.keys import MAX_KEY_BYTES, RESERVED_SEGMENT, is_valid_segment, validate_key
@@ -512,7 +513,10 @@ class DirectoryDataStore(DataStoreABC):
                 os.replace(temp_path, path)
                 break
             except FileNotFoundError:
-                if not os.path.exists(temp_path) or attempt == 2:
+                if not os.path.exists(temp_path):
+                    # gc() took it for a dead writer's: the write is lost, as on the other backends.
+                    raise UploadExpiredError("collected_as_abandoned", key=key, store_name=self.name) from None
+                if attempt == 2:
                     raise
             # The parent is missing (a new directory, or a concurrent delete pruned it).
             created += self._missing_directories(parent)

@@ -982,9 +982,7 @@ class S3DataStore(DataStoreABC):
         Expiration on the .persisty_data/uploads/ prefix.) Returns how many it removed;
         gc() does the same and reports what it removed.
         """
-        report = GcReport(self.name, dry_run=False)
-        self._gc(older_than, report)
-        return report.count
+        return self.gc(older_than).count
 
     def _gc(self, older_than: timedelta, report: GcReport) -> None:
         cutoff = datetime.now(timezone.utc) - older_than

@@ -290,6 +290,18 @@ def _first_chunk(reader: BinaryIO) -> bytes:
         raise
 
 
+def _position(digits: str, size: int) -> Optional[int]:
+    """
+    A byte position of a Range header, None if absent. Positions past the end all act
+    alike, so one with more digits than size is read as size + 1: int() refuses strings
+    of over 4300 digits, and a client may send them.
+    """
+    if not digits:
+        return None
+    significant = digits.lstrip("0") or "0"
+    return size + 1 if len(significant) > len(str(size)) else int(significant)
+
+
 def _not_modified(request: Request, item: DataItemABC, etag: str, updated_at: datetime) -> bool:
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None:
@@ -314,11 +326,11 @@ def _parse_range(header: Optional[str], size: int, if_range: Optional[str], etag
     match = _RANGE.match(header.strip().replace(" ", ""))
     if not match:
         return None  # multiple ranges or another unit: serve the whole content
-    first, last = match.groups()
-    if not first and not last:
-        return None
-    if not first:
-        suffix = int(last)
+    first, last = (_position(group, size) for group in match.groups())
+    if first is None:
+        if last is None:
+            return None
+        suffix = last
         if suffix == 0:
             return "unsatisfiable"
         if size == 0:
@@ -326,10 +338,10 @@ def _parse_range(header: Optional[str], size: int, if_range: Optional[str], etag
             # ignore the header and send the whole, empty, content.
             return None
         return max(size - suffix, 0), size
-    start = int(first)
+    start = first
     if start >= size:
         return "unsatisfiable"
-    end = size if not last else min(int(last) + 1, size)
+    end = size if last is None else min(last + 1, size)
     if end <= start:
         return None  # last < first: invalid, ignore the header (RFC 9110)
     return start, end

@@ -326,6 +326,32 @@ def test_every_range_answer_is_valid(site, size):
                 assert response.content == (body if body is not None else content)
 
 
+HUGE = "9" * 5000  # int() refuses strings of more than 4300 digits
+
+
+@pytest.mark.parametrize(
+    "header, status, content_range",
+    [
+        (f"bytes={HUGE}-", 416, "bytes */1028"),
+        (f"bytes=0-{HUGE}", 206, "bytes 0-1027/1028"),
+        (f"bytes=-{HUGE}", 206, "bytes 0-1027/1028"),
+        (f"bytes={'0' * 5000}5-6", 206, "bytes 5-6/1028"),
+    ],
+    ids=["huge_first", "huge_last", "huge_suffix", "leading_zeros"],
+)
+def test_range_positions_of_any_length_are_answered(site, header, status, content_range):
+    key = site.new_key()
+    site.files.get_store().write_bytes(key, RANGE_CONTENT)
+    url = site.files.get_download_url(key, ALICE)
+    errors_before = len(site.app.errors)
+    for method in ("GET", "HEAD"):
+        response = site.client.request(method, url, headers={"Range": header})
+        assert response.status_code == status, (method, response.text)
+        assert response.headers["content-range"] == content_range
+        assert response.headers["x-content-type-options"] == "nosniff"
+    assert site.app.errors[errors_before:] == []
+
+
 # endregion
 
 
