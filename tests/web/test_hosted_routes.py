@@ -471,27 +471,18 @@ def under_min_size(site, key):
 
 
 def content_type_not_permitted(site, key):
-    key = key.replace(".txt", ".png")
-    conditions = [{"bucket": "images"}, {"key": key}, ["starts-with", "$Content-Type", ""]]
-    fields = crafted_form(site.images, key, conditions, [("key", key), ("Content-Type", "text/html")])
-    return Attack(
-        fields + [file_part(b"<script>alert(1)</script>", "a.png", "text/html")],
-        415,
-        "content_type_not_permitted",
-        store="images",
-        target=key,
-    )
+    return _any_content_type_form(site, key, "text/html", "content_type_not_permitted", part_type="text/html")
 
 
-def _any_content_type_form(site, key, content_type):
+def _any_content_type_form(site, key, content_type, code="malformed_content_type", part_type="image/png"):
     """A form signed by the server that lets the poster choose any content type."""
     key = key.replace(".txt", ".png")
     conditions = [{"bucket": "images"}, {"key": key}, ["starts-with", "$Content-Type", ""]]
     fields = crafted_form(site.images, key, conditions, [("key", key), ("Content-Type", content_type)])
     return Attack(
-        fields + [file_part(b"<script>alert(1)</script>", "a.png", "image/png")],
+        fields + [file_part(b"<script>alert(1)</script>", "a.png", part_type)],
         415,
-        "malformed_content_type",
+        code,
         store="images",
         target=key,
     )
